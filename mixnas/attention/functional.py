@@ -1,0 +1,164 @@
+"""Functional attention kernels on (batch, heads, length, head_dim) tensors.
+
+These are the computations; `kernels.py` and the per-kind files wrap them with parameters and
+decoding state. Masks follow PyTorch's convention: a key padding mask is a bool tensor of
+shape (B, Lk) with True at padded positions.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def check_qkv(q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor | None) -> None:
+    """Raise a one-line ValueError naming the problem, before torch fails deep inside."""
+    for name, t in (("query", q), ("key", k), ("value", v)):
+        if t.dim() != 4:
+            raise ValueError(f"{name} must have shape (batch, heads, length, head_dim), got {tuple(t.shape)}")
+        if not t.is_floating_point():
+            raise ValueError(f"{name} must be a floating-point tensor, got {t.dtype}")
+    if not (q.dtype == k.dtype == v.dtype):
+        raise ValueError(f"query, key and value must share a dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
+    if q.shape[:2] != k.shape[:2] or k.shape[:3] != v.shape[:3]:
+        raise ValueError(f"batch/heads/length mismatch: query {tuple(q.shape)}, key {tuple(k.shape)}, "
+                         f"value {tuple(v.shape)}")
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"query and key head_dim differ: {q.shape[-1]} vs {k.shape[-1]}")
+    if key_padding_mask is not None:
+        if key_padding_mask.dtype != torch.bool:
+            raise ValueError(f"key_padding_mask must be bool (True = padded), got {key_padding_mask.dtype}")
+        if tuple(key_padding_mask.shape) != (k.shape[0], k.shape[2]):
+            raise ValueError(f"key_padding_mask must have shape (batch, key_length) = "
+                             f"{(k.shape[0], k.shape[2])}, got {tuple(key_padding_mask.shape)}")
+
+
+def allowed_mask(lq: int, lk: int, *, causal: bool, q_offset: int, key_padding_mask: Tensor | None,
+                 device: torch.device) -> Tensor | None:
+    """Bool mask (B or 1, 1, Lq, Lk), True where query i may attend key j; None if all allowed.
+
+    Query i sits at absolute position q_offset + i, key j at position j, so a causal query
+    sees keys j <= q_offset + i (this is what makes cached decoding equal the full forward).
+    """
+    mask = None
+    if causal:
+        qpos = torch.arange(lq, device=device) + q_offset
+        mask = (torch.arange(lk, device=device)[None, :] <= qpos[:, None])[None, None]
+    if key_padding_mask is not None:
+        keep = ~key_padding_mask[:, None, None, :]
+        mask = keep if mask is None else mask & keep
+    return mask
+
+
+def softmax_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout_p: float = 0.0,
+                      bias: Tensor | None = None) -> Tensor:
+    """softmax(q k^T / sqrt(d) + bias) v via PyTorch's fused kernel. Query rows whose keys are
+    all masked return zeros (not NaN), as the linear kinds do."""
+    attn_mask = mask
+    if bias is not None:
+        attn_mask = bias if mask is None else bias.masked_fill(~mask, float("-inf"))
+    if mask is not None:
+        # A row with no visible key would be NaN; give it one dummy key and zero it afterwards.
+        empty = ~mask.any(-1, keepdim=True)
+        if bool(empty.any()):
+            fix = torch.zeros_like(mask)
+            fix[..., :1] = True
+            if bias is None:
+                attn_mask = mask | (empty & fix)
+            else:
+                attn_mask = attn_mask.masked_fill(empty & fix, 0.0)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
+            return out.masked_fill(empty, 0.0)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
+
+
+# --------------------------------------------------------------------------- linear attention
+def linear_attention(qf: Tensor, kf: Tensor, v: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Non-causal: O_i = qf_i (sum_j kf_j^T v_j) / max(qf_i . sum_j kf_j, eps).
+
+    qf, kf: (B, H, L, D) feature-mapped queries/keys (padded keys already zeroed); v: (B, H, Lk, d).
+    O(L D d) time, O(D d) state. Returns (out, kv, z) so cross-attention can cache kv and z.
+    """
+    kv = kf.transpose(-1, -2) @ v  # (B, H, D, d)
+    z = kf.sum(-2)  # (B, H, D)
+    return linear_readout(qf, kv, z, eps), kv, z
+
+
+def linear_readout(qf: Tensor, kv: Tensor, z: Tensor, eps: float) -> Tensor:
+    """Queries against accumulated sums: qf (B,H,L,D), kv (B,H,D,d), z (B,H,D)."""
+    num = qf @ kv
+    den = (qf @ z.unsqueeze(-1)).clamp_min(eps)
+    return num / den
+
+
+def causal_linear_attention(qf: Tensor, kf: Tensor, v: Tensor, eps: float, chunk: int = 64,
+                            kv0: Tensor | None = None, z0: Tensor | None = None
+                            ) -> tuple[Tensor, Tensor, Tensor]:
+    """Causal linear attention, chunked: exact masked product inside each chunk of `chunk`
+    positions plus the prefix sums of the chunks before it (and of an initial state kv0, z0).
+
+    Memory is O(L D + (L/chunk) D d) per head, never the (L, D, d) cumulative-sum tensor.
+    Returns (out, kv_final, z_final): the final sums continue decoding from here.
+    """
+    b, h, n, dim = qf.shape
+    d = v.shape[-1]
+    if kv0 is None:
+        kv0 = qf.new_zeros(b, h, dim, d)
+        z0 = qf.new_zeros(b, h, dim)
+    if n == 1:  # one decoding step: the recurrence itself
+        kv = kv0 + kf.transpose(-1, -2) @ v
+        z = z0 + kf[:, :, 0]
+        return linear_readout(qf, kv, z, eps), kv, z
+    c = min(chunk, n)
+    pad = (-n) % c
+    if pad:  # zero keys/values/queries contribute nothing and are cut off below
+        qf, kf, v = (F.pad(t, (0, 0, 0, pad)) for t in (qf, kf, v))
+    nc = (n + pad) // c
+    qc = qf.reshape(b, h, nc, c, dim)
+    kc = kf.reshape(b, h, nc, c, dim)
+    vc = v.reshape(b, h, nc, c, d)
+    tril = torch.ones(c, c, dtype=torch.bool, device=qf.device).tril()
+    scores = (qc @ kc.transpose(-1, -2)).masked_fill(~tril, 0.0)  # (b, h, nc, c, c)
+    kv_chunk = kc.transpose(-1, -2) @ vc  # (b, h, nc, D, d)
+    z_chunk = kc.sum(-2)  # (b, h, nc, D)
+    kv_incl = torch.cumsum(kv_chunk, dim=2) + kv0.unsqueeze(2)
+    z_incl = torch.cumsum(z_chunk, dim=2) + z0.unsqueeze(2)
+    kv_prev = torch.cat([kv0.unsqueeze(2), kv_incl[:, :, :-1]], dim=2)
+    z_prev = torch.cat([z0.unsqueeze(2), z_incl[:, :, :-1]], dim=2)
+    num = scores @ vc + qc @ kv_prev
+    den = scores.sum(-1) + (qc @ z_prev.unsqueeze(-1)).squeeze(-1)
+    out = num / den.clamp_min(eps).unsqueeze(-1)
+    out = out.reshape(b, h, nc * c, d)[:, :, :n]
+    return out, kv_incl[:, :, -1], z_incl[:, :, -1]
+
+
+def causal_linear_attention_cumsum(qf: Tensor, kf: Tensor, v: Tensor, eps: float) -> Tensor:
+    """The reference code's causal form: materialises the (L, D, d) prefix sums per head.
+    Kept only as the benchmark baseline; slow and memory-hungry by construction."""
+    kv = torch.cumsum(kf.unsqueeze(-1) * v.unsqueeze(-2), dim=2)  # (B, H, L, D, d)
+    z = torch.cumsum(kf, dim=2)
+    num = (qf.unsqueeze(-2) @ kv).squeeze(-2)
+    den = (qf * z).sum(-1, keepdim=True).clamp_min(eps)
+    return num / den
+
+
+# --------------------------------------------------------------------------- feature maps
+def cosformer_features(x: Tensor, positions: Tensor, max_len: int) -> Tensor:
+    """cosFormer re-weighting: [relu(x) sin(pi i / 2M), relu(x) cos(pi i / 2M)] with M = max_len.
+
+    Then phi(q_i) . phi(k_j) = relu(q_i).relu(k_j) cos(pi (i - j) / 2M), the paper's weight.
+    x: (B, H, L, d); positions: (L,) absolute positions; returns (B, H, L, 2d).
+    """
+    if positions.numel() and int(positions.max()) >= max_len:
+        raise ValueError(f"cosformer position {int(positions.max())} is beyond max_len={max_len}; "
+                         f"build the attention with a larger max_len")
+    angle = (math.pi / (2 * max_len)) * positions.to(x.dtype)
+    r = torch.relu(x)
+    return torch.cat([r * torch.sin(angle)[:, None], r * torch.cos(angle)[:, None]], dim=-1)
+
+
+def elu_features(x: Tensor) -> Tensor:
+    """Katharopoulos et al. (2020): phi(x) = elu(x) + 1, positive everywhere."""
+    return F.elu(x) + 1.0

@@ -1,0 +1,126 @@
+"""Attention kernels: modules that map projected q, k, v (B, H, L, d) to outputs, with state.
+
+Two families share all the bookkeeping of masks, positions and decoding state:
+- `KVCacheKernel`: a kind that needs every past key (softmax, relative); state = KVCache.
+  A subclass implements `attend`.
+- `LinearKernel`: a kind with a feature map phi, so attention is phi(q) (sum phi(k)^T v);
+  state = LinearState of constant size. A subclass implements `features`.
+
+Calling convention of every kernel:
+    out, state = kernel(q, k, v, causal=..., key_padding_mask=..., state=..., return_state=...)
+- causal self-attention: Lq == Lk; with `state` the new tokens continue where the state ends.
+- non-causal (self or cross): `return_state=True` returns a *static* state that caches the
+  keys (cross-attention memory); later calls pass it with k = v = None.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .functional import (allowed_mask, causal_linear_attention, check_qkv, linear_attention,
+                         linear_readout)
+from .state import KVCache, LinearState, advance
+
+
+class AttentionKernel(nn.Module):
+    """Base of all kinds. `head_dim` is the largest head size it will see (parameters of
+    positional kinds are sized by it and front-sliced for smaller heads)."""
+
+    def __init__(self, head_dim: int, dropout: float = 0.0):
+        super().__init__()
+        self.head_dim = head_dim
+        self.dropout = dropout
+
+    def forward(self, q: Tensor, k: Tensor | None, v: Tensor | None, *, causal: bool = False,
+                key_padding_mask: Tensor | None = None, state=None, return_state: bool = False):
+        if state is not None and state.static:
+            return self._from_static(q, state)
+        if k is None or v is None:
+            raise ValueError("key and value are required unless a static (cross-attention) state is given")
+        check_qkv(q, k, v, key_padding_mask)
+        if q.shape[-1] > self.head_dim:
+            raise ValueError(f"head_dim {q.shape[-1]} exceeds the kernel's head_dim={self.head_dim}")
+        if state is not None and not causal:
+            raise ValueError("a growing decoding state needs causal=True (non-causal state is static)")
+        if causal and q.shape[2] != k.shape[2]:
+            raise ValueError(f"causal self-attention needs equal query and key lengths, "
+                             f"got {q.shape[2]} and {k.shape[2]}")
+        return self._compute(q, k, v, causal, key_padding_mask, state, return_state)
+
+
+class KVCacheKernel(AttentionKernel):
+    """Kinds that attend to every past key explicitly. Subclasses implement `attend`."""
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, q_offset: int) -> Tensor:
+        raise NotImplementedError
+
+    def _compute(self, q, k, v, causal, key_padding_mask, state, return_state):
+        lq = q.shape[2]
+        q_offset = 0
+        if state is not None:
+            q_offset = state.offset
+            key_padding_mask = _cat_masks(state.key_padding_mask, key_padding_mask,
+                                          state.k.shape[2], k.shape[2], k.shape[0], k.device)
+            k = torch.cat([state.k, k], dim=2)
+            v = torch.cat([state.v, v], dim=2)
+        mask = allowed_mask(lq, k.shape[2], causal=causal, q_offset=q_offset,
+                            key_padding_mask=key_padding_mask, device=q.device)
+        out = self.attend(q, k, v, mask, q_offset)
+        new_state = None
+        if return_state or state is not None:
+            new_state = KVCache(k, v, key_padding_mask, q_offset + lq, static=not causal)
+        return out, new_state
+
+    def _from_static(self, q, state: KVCache):
+        mask = allowed_mask(q.shape[2], state.k.shape[2], causal=False, q_offset=state.offset,
+                            key_padding_mask=state.key_padding_mask, device=q.device)
+        return self.attend(q, state.k, state.v, mask, state.offset), advance(state, q.shape[2])
+
+
+def _cat_masks(old: Tensor | None, new: Tensor | None, n_old: int, n_new: int, batch: int,
+               device: torch.device) -> Tensor | None:
+    if old is None and new is None:
+        return None
+    if old is None:
+        old = torch.zeros(batch, n_old, dtype=torch.bool, device=device)
+    if new is None:
+        new = torch.zeros(batch, n_new, dtype=torch.bool, device=device)
+    return torch.cat([old, new], dim=1)
+
+
+class LinearKernel(AttentionKernel):
+    """Kinds of the form phi(q) (sum phi(k)^T v) / (phi(q) . sum phi(k)). Subclasses implement
+    `features(x, positions)`; positions are absolute (query offset included)."""
+
+    def __init__(self, head_dim: int, dropout: float = 0.0, eps: float = 1e-6, chunk: int = 64):
+        super().__init__(head_dim, dropout)
+        self.eps = eps
+        self.chunk = chunk
+
+    def features(self, x: Tensor, positions: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _positions(self, start: int, n: int, device) -> Tensor:
+        return torch.arange(start, start + n, device=device)
+
+    def _compute(self, q, k, v, causal, key_padding_mask, state, return_state):
+        lq, lk = q.shape[2], k.shape[2]
+        q_offset = state.offset if state is not None else 0
+        qf = self.features(q, self._positions(q_offset, lq, q.device))
+        # Self-attention keys share the queries' positions; cross-attention keys start at 0.
+        kf = self.features(k, self._positions(q_offset if causal else 0, lk, k.device))
+        if key_padding_mask is not None:  # padded keys contribute nothing to any sum
+            kf = kf.masked_fill(key_padding_mask[:, None, :, None], 0.0)
+        if causal:
+            kv0, z0 = (state.kv, state.z) if state is not None else (None, None)
+            out, kv, z = causal_linear_attention(qf, kf, v, self.eps, self.chunk, kv0, z0)
+        else:
+            out, kv, z = linear_attention(qf, kf, v, self.eps)
+        new_state = None
+        if return_state or state is not None:
+            new_state = LinearState(kv, z, q_offset + lq, static=not causal)
+        return out, new_state
+
+    def _from_static(self, q, state: LinearState):
+        qf = self.features(q, self._positions(state.offset, q.shape[2], q.device))
+        return linear_readout(qf, state.kv, state.z, self.eps), advance(state, q.shape[2])

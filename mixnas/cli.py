@@ -1,0 +1,38 @@
+"""The `mixnas` command line. Each subcommand lives in its own module and registers itself
+through `COMMANDS` (name -> "module:function" adding its parser); errors the user can fix
+are `UsageError`s, printed as one line with exit code 2."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+
+class UsageError(Exception):
+    """A problem in the user's input (config, path, value): one line, exit code 2."""
+
+
+# name -> (module, function that adds the subparser and sets `func`)
+COMMANDS: dict[str, str] = {}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mixnas", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, target in COMMANDS.items():
+        module, func = target.split(":")
+        getattr(importlib.import_module(module), func)(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (UsageError, ValueError, FileNotFoundError) as e:
+        print(f"mixnas {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
