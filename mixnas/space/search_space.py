@@ -1,0 +1,379 @@
+"""Search spaces: the allowed values of every gene of an architecture, loaded from YAML.
+
+    space = SearchSpace.load("hat_wmt14")          # a preset under mixnas/configs/spaces/
+    space = SearchSpace.load("my_space.yaml")      # or any YAML file
+    arch = space.sample(random.Random(0))
+    child = space.crossover(space.mutate(arch, 0.3, rng), other, rng)
+    x = space.encode(arch)                          # features for predictors, see feature_names()
+
+Sampling is uniform over every gene (depth first, then each layer's genes), as HAT and RankNAS
+do; it is not uniform over architectures. Mutation resamples each gene with a probability;
+crossover takes each gene from one parent. Both keep per-layer genes of the layers the child
+shares with its parents and handle depth changes (see `genes.py`).
+"""
+from __future__ import annotations
+
+import os
+import random
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import yaml
+
+from . import genes as g
+from .arch import Arch, DecoderLayerArch, EncoderLayerArch, TransformerArch, ViTArch, ViTLayerArch
+from .genes import DecoderChoices, StackChoices
+
+
+def _preset_dir():
+    return resources.files("mixnas") / "configs" / "spaces"
+
+
+class SearchSpace(ABC):
+    """Base of `TransformerSpace` and `ViTSpace`; `load`/`from_dict` pick the right one."""
+
+    kind: ClassVar[str]  # "transformer" or "vit": the `type` key of the YAML and of architectures
+    name: str
+
+    # ------------------------------------------------------------ loading and saving
+    @classmethod
+    def presets(cls) -> list[str]:
+        return sorted(p.name[:-5] for p in _preset_dir().iterdir() if p.name.endswith(".yaml"))
+
+    @classmethod
+    def load(cls, name_or_path: str | os.PathLike) -> "SearchSpace":
+        """A preset name (see `presets()`) or the path of a YAML file."""
+        text_name = str(name_or_path)
+        path = Path(name_or_path)
+        if path.suffix in (".yaml", ".yml") or os.sep in text_name or path.is_file():
+            if not path.is_file():
+                raise ValueError(f"search space file {path} does not exist")
+            text, source, default_name = path.read_text(), str(path), path.stem
+        else:
+            preset = _preset_dir() / f"{text_name}.yaml"
+            if not preset.is_file():
+                raise ValueError(f"unknown search space {text_name!r}; presets: {', '.join(cls.presets())} "
+                                 f"(or give the path of a YAML file)")
+            text, source, default_name = preset.read_text(), f"preset {text_name!r}", text_name
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ValueError(f"{source} is not valid YAML: {str(e).splitlines()[0]}") from None
+        if isinstance(data, dict):
+            data.setdefault("name", default_name)
+        return cls.from_dict(data, source=source)
+
+    @classmethod
+    def from_dict(cls, d: dict, *, source: str = "search space") -> "SearchSpace":
+        if not isinstance(d, dict):
+            raise ValueError(f"{source} must be a mapping, got {type(d).__name__}")
+        types = {sub.kind: sub for sub in (TransformerSpace, ViTSpace)}
+        kind = d.get("type")
+        if kind not in types:
+            raise ValueError(f"{source} needs 'type' in {sorted(types)}, got {kind!r}")
+        if cls is not SearchSpace and types[kind] is not cls:
+            raise ValueError(f"{source} has type {kind!r}, expected {cls.kind!r}")
+        return types[kind]._parse(d, source)
+
+    @classmethod
+    def from_yaml(cls, text: str, *, source: str = "search space") -> "SearchSpace":
+        return cls.from_dict(yaml.safe_load(text), source=source)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def save(self, path: str | os.PathLike) -> None:
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(self.to_yaml())
+        os.replace(tmp, path)
+
+    # ------------------------------------------------------------ the operations
+    @classmethod
+    @abstractmethod
+    def _parse(cls, d: dict, source: str) -> "SearchSpace": ...
+
+    @abstractmethod
+    def to_dict(self) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def sample(self, rng: random.Random) -> Arch: ...
+
+    @abstractmethod
+    def mutate(self, arch: Arch, prob: float, rng: random.Random) -> Arch:
+        """Each gene is resampled (uniformly, possibly to the same value) with probability `prob`."""
+
+    @abstractmethod
+    def crossover(self, a: Arch, b: Arch, rng: random.Random, prob: float = 0.5) -> Arch:
+        """Uniform crossover: each gene is taken from `b` with probability `prob`, else from `a`."""
+
+    @abstractmethod
+    def validate(self, arch: Arch) -> None:
+        """Raise ValueError naming the first gene (path), its value and the allowed values."""
+
+    @abstractmethod
+    def size(self) -> int:
+        """The exact number of distinct architectures."""
+
+    @abstractmethod
+    def largest(self) -> Arch: ...
+
+    @abstractmethod
+    def smallest(self) -> Arch: ...
+
+    @abstractmethod
+    def feature_names(self) -> list[str]: ...
+
+    @abstractmethod
+    def _features(self, arch: Arch) -> list[float]: ...
+
+    def encode(self, arch: Arch) -> np.ndarray:
+        """Fixed-length float vector (see `feature_names`): numeric genes scaled to [0, 1] by
+        their choice range, depths likewise, one slot per layer up to the maximum depth with a
+        presence flag (absent layers are all zeros), attention kinds one-hot."""
+        self.validate(arch)
+        return np.asarray(self._features(arch), dtype=np.float64)
+
+    @property
+    @abstractmethod
+    def attention_kinds(self) -> tuple[str, ...]:
+        """Every attention kind some gene of the space can take, in order of first appearance."""
+
+
+def _check_prob(prob: float, what: str) -> None:
+    if not 0.0 <= prob <= 1.0:
+        raise ValueError(f"{what} probability must be in [0, 1], got {prob}")
+
+
+def _unique(*groups: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(k for group in groups for k in group))
+
+
+# ================================================================ encoder-decoder Transformer
+@dataclass(frozen=True)
+class TransformerSpace(SearchSpace):
+    """HAT-style encoder-decoder space. `qkv_dim` is fixed (head size = qkv_dim // heads).
+    With `tie_embed_dims` one gene sets both embedding widths (encoder.embed_dim choices)."""
+
+    encoder: StackChoices
+    decoder: DecoderChoices
+    qkv_dim: int
+    tie_embed_dims: bool = False
+    name: str = "custom"
+
+    kind: ClassVar[str] = "transformer"
+
+    @classmethod
+    def _parse(cls, d: dict, source: str) -> "TransformerSpace":
+        g.check_keys(d, ["type", "name", "qkv_dim", "tie_embed_dims", "encoder", "decoder"], source)
+        tie = d.get("tie_embed_dims", False)
+        if not isinstance(tie, bool):
+            raise ValueError(f"{source}.tie_embed_dims must be true or false, got {tie!r}")
+        enc = StackChoices(**g.parse_choices(StackChoices, d.get("encoder"), f"{source}.encoder"))
+        dec_d = d.get("decoder")
+        if tie and isinstance(dec_d, dict) and "embed_dim" not in dec_d:
+            dec_d = {**dec_d, "embed_dim": list(enc.embed_dim)}
+        dec = DecoderChoices(**g.parse_choices(DecoderChoices, dec_d, f"{source}.decoder"))
+        qkv_dim = g.positive_int(d, "qkv_dim", source)
+        if tie and set(dec.embed_dim) != set(enc.embed_dim):
+            raise ValueError(f"{source}: tie_embed_dims is true but encoder.embed_dim {list(enc.embed_dim)} != "
+                             f"decoder.embed_dim {list(dec.embed_dim)}; give one list (or omit decoder.embed_dim)")
+        for where, heads in (("encoder.heads", enc.heads), ("decoder.heads", dec.heads),
+                             ("decoder.cross_heads", dec.cross_heads)):
+            bad = [h for h in heads if qkv_dim % h]
+            if bad:
+                raise ValueError(f"{source}: qkv_dim={qkv_dim} is not divisible by {where} choice(s) {bad}; "
+                                 f"every head count must divide qkv_dim")
+        if min(dec.cross_layers) > min(enc.layers):
+            raise ValueError(f"{source}: decoder.cross_layers {list(dec.cross_layers)} has no choice <= the "
+                             f"encoder depth {min(enc.layers)}; add a smaller choice")
+        name = d.get("name", "custom")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{source}.name must be a non-empty string, got {name!r}")
+        return cls(encoder=enc, decoder=dec, qkv_dim=qkv_dim, tie_embed_dims=tie, name=name)
+
+    def to_dict(self) -> dict[str, Any]:
+        def plain(c: StackChoices) -> dict[str, list]:
+            return {f.name: list(getattr(c, f.name)) for f in fields(c)}
+
+        return {"type": self.kind, "name": self.name, "qkv_dim": self.qkv_dim,
+                "tie_embed_dims": self.tie_embed_dims, "encoder": plain(self.encoder), "decoder": plain(self.decoder)}
+
+    # ------------------------------------------------------------ genes per stack
+    def _encoder_genes(self) -> g.Genes:
+        return self.encoder.layer_genes(EncoderLayerArch)
+
+    def _decoder_genes(self, encoder_depth: int | None = None) -> g.Genes:
+        """Decoder layer genes; with `encoder_depth`, cross_layers is capped by it."""
+        genes = self.decoder.layer_genes(DecoderLayerArch)
+        if encoder_depth is not None:
+            genes["cross_layers"] = tuple(c for c in genes["cross_layers"] if c <= encoder_depth)
+        return genes
+
+    def _arch(self, enc_embed: int, dec_embed: int, enc: tuple, dec: tuple) -> TransformerArch:
+        return TransformerArch(encoder_embed_dim=enc_embed, decoder_embed_dim=enc_embed if self.tie_embed_dims else dec_embed,
+                               encoder_layers=enc, decoder_layers=dec, qkv_dim=self.qkv_dim)
+
+    # ------------------------------------------------------------ operations
+    def sample(self, rng: random.Random) -> TransformerArch:
+        enc_embed, dec_embed = rng.choice(self.encoder.embed_dim), rng.choice(self.decoder.embed_dim)
+        enc = g.sample_layers(EncoderLayerArch, self._encoder_genes(), self.encoder.layers, rng)
+        dec = g.sample_layers(DecoderLayerArch, self._decoder_genes(len(enc)), self.decoder.layers, rng)
+        return self._arch(enc_embed, dec_embed, enc, dec)
+
+    def mutate(self, arch: TransformerArch, prob: float, rng: random.Random) -> TransformerArch:
+        _check_prob(prob, "mutation")
+        self.validate(arch)
+        enc_embed = g.mutate_gene(arch.encoder_embed_dim, self.encoder.embed_dim, prob, rng)
+        dec_embed = g.mutate_gene(arch.decoder_embed_dim, self.decoder.embed_dim, prob, rng)
+        enc = g.mutate_layers(arch.encoder_layers, EncoderLayerArch, self._encoder_genes(), self.encoder.layers, prob, rng)
+        dec = g.mutate_layers(arch.decoder_layers, DecoderLayerArch, self._decoder_genes(len(enc)),
+                              self.decoder.layers, prob, rng)
+        return self._arch(enc_embed, dec_embed, enc, dec)
+
+    def crossover(self, a: TransformerArch, b: TransformerArch, rng: random.Random, prob: float = 0.5) -> TransformerArch:
+        _check_prob(prob, "crossover")
+        self.validate(a)
+        self.validate(b)
+        enc_embed = g.inherit_gene(a.encoder_embed_dim, b.encoder_embed_dim, self.encoder.embed_dim, prob, rng)
+        dec_embed = g.inherit_gene(a.decoder_embed_dim, b.decoder_embed_dim, self.decoder.embed_dim, prob, rng)
+        enc = g.crossover_layers(a.encoder_layers, b.encoder_layers, EncoderLayerArch, self._encoder_genes(),
+                                 self.encoder.layers, prob, rng)
+        dec = g.crossover_layers(a.decoder_layers, b.decoder_layers, DecoderLayerArch, self._decoder_genes(len(enc)),
+                                 self.decoder.layers, prob, rng)
+        return self._arch(enc_embed, dec_embed, enc, dec)
+
+    def validate(self, arch: Arch) -> None:
+        if not isinstance(arch, TransformerArch):
+            raise ValueError(f"search space {self.name!r} holds transformer architectures, got {type(arch).__name__}")
+        g.check_gene("encoder_embed_dim", arch.encoder_embed_dim, self.encoder.embed_dim, self.name)
+        g.check_gene("decoder_embed_dim", arch.decoder_embed_dim, self.decoder.embed_dim, self.name)
+        if self.tie_embed_dims and arch.decoder_embed_dim != arch.encoder_embed_dim:
+            raise ValueError(f"decoder_embed_dim={arch.decoder_embed_dim} must equal encoder_embed_dim="
+                             f"{arch.encoder_embed_dim}: search space {self.name!r} ties the embedding widths")
+        g.check_gene("qkv_dim", arch.qkv_dim, (self.qkv_dim,), self.name)
+        g.check_layers(arch.encoder_layers, EncoderLayerArch, self._encoder_genes(), self.encoder.layers,
+                       "encoder_layers", self.name)
+        depth = len(arch.encoder_layers)
+        g.check_layers(arch.decoder_layers, DecoderLayerArch, self._decoder_genes(depth), self.decoder.layers,
+                       "decoder_layers", self.name, notes={"cross_layers": f" with encoder depth {depth}"})
+
+    def size(self) -> int:
+        embeds = len(self.encoder.embed_dim) * (1 if self.tie_embed_dims else len(self.decoder.embed_dim))
+        enc_layer = g.count_layer(self._encoder_genes())
+        total = 0
+        for enc_depth in self.encoder.layers:  # cross_layers choices depend on the encoder depth
+            dec_layer = g.count_layer(self._decoder_genes(enc_depth))
+            total += enc_layer ** enc_depth * sum(dec_layer ** d for d in self.decoder.layers)
+        return embeds * total
+
+    def _extreme(self, pick) -> TransformerArch:
+        enc = g.extreme_layers(EncoderLayerArch, self._encoder_genes(), pick(self.encoder.layers), pick)
+        dec = g.extreme_layers(DecoderLayerArch, self._decoder_genes(len(enc)), pick(self.decoder.layers), pick)
+        return self._arch(pick(self.encoder.embed_dim), pick(self.decoder.embed_dim), enc, dec)
+
+    def largest(self) -> TransformerArch:
+        """Max of every width, depth and cross_layers; the first listed attention kinds."""
+        return self._extreme(max)
+
+    def smallest(self) -> TransformerArch:
+        return self._extreme(min)
+
+    def feature_names(self) -> list[str]:
+        return (["enc.embed_dim", "dec.embed_dim", "enc.layers", "dec.layers"]
+                + g.layer_feature_names("enc", self._encoder_genes(), self.encoder.max_layers)
+                + g.layer_feature_names("dec", self._decoder_genes(), self.decoder.max_layers))
+
+    def _features(self, arch: TransformerArch) -> list[float]:
+        return ([g.normalise(arch.encoder_embed_dim, self.encoder.embed_dim),
+                 g.normalise(arch.decoder_embed_dim, self.decoder.embed_dim),
+                 g.normalise(len(arch.encoder_layers), self.encoder.layers),
+                 g.normalise(len(arch.decoder_layers), self.decoder.layers)]
+                + g.layer_features(arch.encoder_layers, self._encoder_genes(), self.encoder.max_layers)
+                + g.layer_features(arch.decoder_layers, self._decoder_genes(), self.decoder.max_layers))
+
+    @property
+    def attention_kinds(self) -> tuple[str, ...]:
+        return _unique(self.encoder.attention, self.decoder.attention, self.decoder.cross_attention)
+
+
+# ================================================================ ViT
+@dataclass(frozen=True)
+class ViTSpace(StackChoices, SearchSpace):
+    """ViT space: the stack choices (embed_dim, layers, ffn_dim, heads, attention) plus a fixed
+    `head_dim` (a layer's qkv width is heads * head_dim)."""
+
+    head_dim: int = 64
+    name: str = "custom"
+
+    kind: ClassVar[str] = "vit"
+
+    @classmethod
+    def _parse(cls, d: dict, source: str) -> "ViTSpace":
+        stack_keys = [f.name for f in fields(StackChoices)]
+        g.check_keys(d, ["type", "name", "head_dim", *stack_keys], source)
+        stack = g.parse_choices(StackChoices, {k: v for k, v in d.items() if k in stack_keys}, source)
+        name = d.get("name", "custom")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{source}.name must be a non-empty string, got {name!r}")
+        return cls(**stack, head_dim=g.positive_int(d, "head_dim", source), name=name)
+
+    def to_dict(self) -> dict[str, Any]:
+        stack = {f.name: list(getattr(self, f.name)) for f in fields(StackChoices)}
+        return {"type": self.kind, "name": self.name, "head_dim": self.head_dim, **stack}
+
+    def _genes(self) -> g.Genes:
+        return self.layer_genes(ViTLayerArch)
+
+    def _arch(self, embed: int, layers: tuple) -> ViTArch:
+        return ViTArch(embed_dim=embed, layers=layers, head_dim=self.head_dim)
+
+    def sample(self, rng: random.Random) -> ViTArch:
+        embed = rng.choice(self.embed_dim)
+        return self._arch(embed, g.sample_layers(ViTLayerArch, self._genes(), self.layers, rng))
+
+    def mutate(self, arch: ViTArch, prob: float, rng: random.Random) -> ViTArch:
+        _check_prob(prob, "mutation")
+        self.validate(arch)
+        embed = g.mutate_gene(arch.embed_dim, self.embed_dim, prob, rng)
+        return self._arch(embed, g.mutate_layers(arch.layers, ViTLayerArch, self._genes(), self.layers, prob, rng))
+
+    def crossover(self, a: ViTArch, b: ViTArch, rng: random.Random, prob: float = 0.5) -> ViTArch:
+        _check_prob(prob, "crossover")
+        self.validate(a)
+        self.validate(b)
+        embed = g.inherit_gene(a.embed_dim, b.embed_dim, self.embed_dim, prob, rng)
+        return self._arch(embed, g.crossover_layers(a.layers, b.layers, ViTLayerArch, self._genes(), self.layers, prob, rng))
+
+    def validate(self, arch: Arch) -> None:
+        if not isinstance(arch, ViTArch):
+            raise ValueError(f"search space {self.name!r} holds vit architectures, got {type(arch).__name__}")
+        g.check_gene("embed_dim", arch.embed_dim, self.embed_dim, self.name)
+        g.check_gene("head_dim", arch.head_dim, (self.head_dim,), self.name)
+        g.check_layers(arch.layers, ViTLayerArch, self._genes(), self.layers, "layers", self.name)
+
+    def size(self) -> int:
+        per_layer = g.count_layer(self._genes())
+        return len(self.embed_dim) * sum(per_layer ** d for d in self.layers)
+
+    def largest(self) -> ViTArch:
+        """Max of every width and depth; the first listed attention kind."""
+        return self._arch(max(self.embed_dim), g.extreme_layers(ViTLayerArch, self._genes(), self.max_layers, max))
+
+    def smallest(self) -> ViTArch:
+        return self._arch(min(self.embed_dim), g.extreme_layers(ViTLayerArch, self._genes(), min(self.layers), min))
+
+    def feature_names(self) -> list[str]:
+        return ["embed_dim", "layers"] + g.layer_feature_names("layer", self._genes(), self.max_layers)
+
+    def _features(self, arch: ViTArch) -> list[float]:
+        return ([g.normalise(arch.embed_dim, self.embed_dim), g.normalise(len(arch.layers), self.layers)]
+                + g.layer_features(arch.layers, self._genes(), self.max_layers))
+
+    @property
+    def attention_kinds(self) -> tuple[str, ...]:
+        return _unique(self.attention)
