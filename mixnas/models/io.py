@@ -1,0 +1,77 @@
+"""Exported models on disk: a directory with `arch.yaml` ({"arch": ..., "config": ...}) and
+`model.pt` (a state_dict). Loading rebuilds the model from the YAML and reads the weights with
+`weights_only=True`, so it never executes code from the file."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+import yaml
+from torch import nn
+
+from ..space.arch import TransformerArch, ViTArch, arch_from_dict
+from .config import TransformerConfig, ViTConfig
+from .transformer import Transformer
+from .vit import ViT
+
+Model = Transformer | ViT
+
+
+def build_model(arch: TransformerArch | ViTArch, config: TransformerConfig | ViTConfig) -> Model:
+    if isinstance(arch, TransformerArch) and isinstance(config, TransformerConfig):
+        return Transformer(arch, config)
+    if isinstance(arch, ViTArch) and isinstance(config, ViTConfig):
+        return ViT(arch, config)
+    raise ValueError(f"architecture {type(arch).__name__} does not go with config {type(config).__name__}; "
+                     f"use TransformerArch + TransformerConfig or ViTArch + ViTConfig")
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save_model(model: Model, directory: str | Path) -> Path:
+    """Write `arch.yaml` and `model.pt` into `directory` (created if missing)."""
+    if not isinstance(model, (Transformer, ViT)):
+        raise ValueError(f"save_model expects a standalone Transformer or ViT, got {type(model).__name__}; "
+                         f"extract a sub-network from a supernet first")
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    meta = {"arch": model.arch.to_dict(), "config": model.config.to_dict()}
+    _atomic_write(d / "arch.yaml", lambda p: p.write_text(yaml.safe_dump(meta, sort_keys=False)))
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    _atomic_write(d / "model.pt", lambda p: torch.save(state, p))
+    return d
+
+
+def load_model(directory: str | Path, map_location: str | torch.device = "cpu") -> Model:
+    d = Path(directory)
+    arch_file, weights = d / "arch.yaml", d / "model.pt"
+    for f in (arch_file, weights):
+        if not f.is_file():
+            raise ValueError(f"{f} does not exist; a saved model directory holds arch.yaml and model.pt")
+    try:
+        meta = yaml.safe_load(arch_file.read_text())
+    except yaml.YAMLError as e:
+        raise ValueError(f"{arch_file} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(meta, dict) or set(meta) != {"arch", "config"}:
+        raise ValueError(f"{arch_file} must hold exactly the keys 'arch' and 'config'")
+    arch = arch_from_dict(meta["arch"])
+    config_cls = TransformerConfig if isinstance(arch, TransformerArch) else ViTConfig
+    model = build_model(arch, config_cls.from_dict(meta["config"]))
+    state = torch.load(weights, map_location=map_location, weights_only=True)
+    _load_state(model, state, weights)
+    return model
+
+
+def _load_state(model: nn.Module, state: dict, where: Path) -> None:
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shape mismatch
+        raise ValueError(f"{where} does not match arch.yaml: {str(e).splitlines()[-1].strip()}") from None
+    if result.missing_keys or result.unexpected_keys:
+        raise ValueError(f"{where} does not match arch.yaml: missing {result.missing_keys[:3]}, "
+                         f"unexpected {result.unexpected_keys[:3]}")
