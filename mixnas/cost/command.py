@@ -1,0 +1,102 @@
+"""`mixnas cost ARCH_YAML`: parameters, FLOPs and (optionally) measured latency of a model.
+
+ARCH_YAML is an exported model's `arch.yaml` ({"arch": ..., "config": ...}), or an exported
+model directory. Latency is measured on a freshly built model (weights do not change it).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mixnas.models import TransformerConfig, ViTConfig, build_model
+from mixnas.space.arch import TransformerArch, arch_from_dict
+
+from .flops import count_decode_flops, count_flops
+from .latency import measure_latency
+from .params import count_params
+
+
+def read_arch_and_config(path: str | Path):
+    """(arch, config) from an arch.yaml holding {"arch": ..., "config": ...} (or its directory)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "arch.yaml"
+    if not p.is_file():
+        raise ValueError(f"{p} does not exist; pass an exported model's arch.yaml or its directory")
+    try:
+        meta = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise ValueError(f"{p} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(meta, dict) or set(meta) != {"arch", "config"}:
+        raise ValueError(f"{p} must hold exactly the keys 'arch' and 'config' (as an exported model's "
+                         f"arch.yaml does)")
+    arch = arch_from_dict(meta["arch"])
+    config_cls = TransformerConfig if isinstance(arch, TransformerArch) else ViTConfig
+    return arch, config_cls.from_dict(meta["config"])
+
+
+def cost_report(arch, config, *, src_len: int = 30, tgt_len: int = 30, beam: int = 4,
+                latency: bool = False, **latency_kwargs: Any) -> dict[str, Any]:
+    """Everything `mixnas cost` prints, as a dict."""
+    report: dict[str, Any] = {
+        "params": count_params(arch, config),
+        "params_without_embeddings": count_params(arch, config, include_embeddings=False),
+    }
+    if isinstance(arch, TransformerArch):
+        lengths = {"src_len": src_len, "tgt_len": tgt_len}
+        report.update(lengths, beam=beam,
+                      flops=count_flops(arch, config, **lengths),
+                      flops_without_embeddings=count_flops(arch, config, **lengths, include_embeddings=False),
+                      decode_flops=count_decode_flops(arch, config, **lengths, beam=beam),
+                      decode_flops_without_embeddings=count_decode_flops(arch, config, **lengths, beam=beam,
+                                                                         include_embeddings=False))
+    else:
+        report.update(image_size=config.image_size, flops=count_flops(arch, config),
+                      flops_without_embeddings=count_flops(arch, config, include_embeddings=False))
+    if latency:
+        if isinstance(arch, TransformerArch):
+            latency_kwargs.update(src_len=src_len, steps=tgt_len, beam=beam)
+        result = measure_latency(build_model(arch, config), **latency_kwargs)
+        report.update(latency_ms=result.ms_mean, latency_std_ms=result.ms_std, latency_protocol=result.protocol)
+    return report
+
+
+def run(args: argparse.Namespace) -> int:
+    arch, config = read_arch_and_config(args.arch)
+    report = cost_report(arch, config, src_len=args.src_len, tgt_len=args.tgt_len, beam=args.beam,
+                         latency=args.latency, device=args.device, threads=args.threads,
+                         warmup=args.warmup, runs=args.runs)
+    for key, value in report.items():
+        if key == "latency_protocol":
+            continue
+        shown = f"{value / 1e6:.2f}M" if key.startswith("params") else (
+            f"{value / 1e9:.3f}G" if "flops" in key else (f"{value:.2f}" if isinstance(value, float) else value))
+        print(f"{key:34s} {shown}")
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(json.dumps(report, indent=2))
+        os.replace(tmp, out)
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("cost", help="parameters, FLOPs and latency of an exported architecture",
+                              description=__doc__.splitlines()[0])
+    p.add_argument("arch", help="arch.yaml of an exported model, or its directory")
+    p.add_argument("--src-len", type=int, default=30, help="source length (translation; default 30)")
+    p.add_argument("--tgt-len", type=int, default=30, help="target length / decoder steps (default 30)")
+    p.add_argument("--beam", type=int, default=4, help="beam size of the decoding FLOPs and latency (default 4)")
+    p.add_argument("--latency", action="store_true", help="also measure latency (HAT's protocol)")
+    p.add_argument("--device", default="cpu", help="latency device, e.g. cpu or cuda (default cpu)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads while measuring latency")
+    p.add_argument("--warmup", type=int, default=5, help="untimed warm-up runs (default 5)")
+    p.add_argument("--runs", type=int, default=20, help="timed runs; 10%% dropped at each end (default 20)")
+    p.add_argument("--json", help="also write the report to this JSON file")
+    p.set_defaults(func=run)

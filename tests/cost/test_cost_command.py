@@ -1,0 +1,49 @@
+"""`mixnas cost`: reads an exported arch.yaml and reports the analytic counts (and latency)."""
+import argparse
+import json
+
+import pytest
+from cost_archs import TRANSLATION, VISION
+
+from mixnas.cost import count_decode_flops, count_flops, count_params
+from mixnas.cost.command import add_parser, read_arch_and_config
+from mixnas.models import build_model, save_model
+
+
+def cost_main(argv):
+    parser = argparse.ArgumentParser(prog="mixnas")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["cost", *argv])
+    return args.func(args)
+
+
+def test_translation_report(tmp_path, capsys):
+    arch, config, *_ = TRANSLATION["prenorm-shared-3-cross"]
+    save_model(build_model(arch, config), tmp_path / "model")
+    out = tmp_path / "report.json"
+    assert cost_main([str(tmp_path / "model"), "--src-len", "7", "--tgt-len", "5", "--beam", "2",
+                      "--latency", "--runs", "3", "--warmup", "0", "--threads", "1", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["params"] == count_params(arch, config)
+    assert report["params_without_embeddings"] == count_params(arch, config, include_embeddings=False)
+    assert report["flops"] == count_flops(arch, config, src_len=7, tgt_len=5)
+    assert report["decode_flops"] == count_decode_flops(arch, config, src_len=7, tgt_len=5, beam=2)
+    assert report["latency_ms"] > 0 and report["latency_protocol"]["beam"] == 2
+    assert "decode_flops_without_embeddings" in capsys.readouterr().out
+
+
+def test_vit_report(tmp_path, capsys):
+    arch, config = VISION["mean-pool"]
+    save_model(build_model(arch, config), tmp_path)
+    assert cost_main([str(tmp_path / "arch.yaml")]) == 0
+    printed = capsys.readouterr().out
+    assert f"{count_flops(arch, config) / 1e9:.3f}G" in printed and "latency_ms" not in printed
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        read_arch_and_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "arch.yaml"
+    bad.write_text("type: vit\nembed_dim: 8\n")
+    with pytest.raises(ValueError, match="exactly the keys 'arch' and 'config'"):
+        read_arch_and_config(bad)
