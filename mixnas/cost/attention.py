@@ -15,10 +15,12 @@ A core is asked for in one of three modes:
 - `cached(h, d, lq, lk, opts)`   queries against a static cross-attention state that already
                                  holds lk keys (decoding steps after the first).
 h = heads, d = head size, opts = the kind's options (registry defaults merged with config).
+`params(d, opts)` is the number of parameters inside the kernel (positional tables), 0 for most.
 
 Adding an attention kind: register its formulas here with
 `register_attention_cost("mykind", AttentionCost(full=..., causal=..., cached=...))` (or reuse
-`kv_cache_cost()` / `linear_cost(feature_dim)`), and add the kind to the parameterised archs of
+`kv_cache_cost()` / `linear_cost(feature_dim)`; pass `params=` if its kernel has
+parameters), and add the kind to the parameterised archs of
 tests/cost so FlopCounterMode checks it. tests/cost fails for any registered kind without one.
 """
 from __future__ import annotations
@@ -37,6 +39,7 @@ class AttentionCost:
     full: Callable[[int, int, int, int, Options], int]
     causal: Callable[[int, int, int, int, Options], int]
     cached: Callable[[int, int, int, int, Options], int]
+    params: Callable[[int, Options], int] = lambda d, opts: 0
 
 
 _COSTS: dict[str, AttentionCost] = {}
@@ -75,13 +78,19 @@ def core_flops(kind: str, mode: str, *, heads: int, head_dim: int, lq: int, lk: 
     raise ValueError(f"unknown attention cost mode {mode!r}; use 'full', 'causal' or 'cached'")
 
 
+def kernel_params(kind: str, head_dim: int, attention_options: dict[str, dict[str, Any]] | None = None) -> int:
+    """Parameters inside one attention kernel of `kind` with head size `head_dim`."""
+    return attention_cost(kind).params(head_dim, kind_options(kind, attention_options))
+
+
 def covered_kinds() -> list[str]:
     """Registered attention kinds that have a cost formula."""
     return [k for k in kinds() if k in _COSTS]
 
 
 # ------------------------------------------------------------------ kinds with a KV cache
-def kv_cache_cost(extra_per_query: Callable[[int, Options], int] = lambda d, o: 0) -> AttentionCost:
+def kv_cache_cost(extra_per_query: Callable[[int, Options], int] = lambda d, o: 0,
+                  params: Callable[[int, Options], int] = lambda d, o: 0) -> AttentionCost:
     """softmax-like kinds: scores q k^T (lq x lk x d) and probs @ v (lq x lk x d), plus
     `extra_per_query(d, opts)` FLOPs per query row and head (positional terms)."""
 
@@ -91,13 +100,21 @@ def kv_cache_cost(extra_per_query: Callable[[int, Options], int] = lambda d, o: 
     def causal(h, d, n, past, o):  # new queries see past + n keys (the mask zeroes the rest)
         return full(h, d, n, past + n, o)
 
-    return AttentionCost(full=full, causal=causal, cached=full)
+    return AttentionCost(full=full, causal=causal, cached=full, params=params)
 
 
 def _relative_extra(d: int, o: Options) -> int:
     """q @ aK^T (d x (2K+1)) and buckets @ aV ((2K+1) x d) per query row."""
-    buckets = 2 * o["max_relative_position"] + 1
-    return 4 * buckets * d
+    return 4 * _relative_buckets(o) * d
+
+
+def _relative_params(d: int, o: Options) -> int:
+    """The tables aK and aV, (2K+1) x d each."""
+    return 2 * _relative_buckets(o) * d
+
+
+def _relative_buckets(o: Options) -> int:
+    return 2 * o["max_relative_position"] + 1
 
 
 # ------------------------------------------------------------------ linear kinds
@@ -132,6 +149,6 @@ def linear_cost(feature_dim: Callable[[int], int]) -> AttentionCost:
 
 
 register_attention_cost("softmax", kv_cache_cost())
-register_attention_cost("relative", kv_cache_cost(_relative_extra))
+register_attention_cost("relative", kv_cache_cost(_relative_extra, _relative_params))
 register_attention_cost("cosformer", linear_cost(lambda d: 2 * d))  # [q sin, q cos]
 register_attention_cost("linear", linear_cost(lambda d: d))  # elu(x) + 1

@@ -1,7 +1,6 @@
-"""`mixnas cost ARCH_YAML`: parameters, FLOPs and (optionally) measured latency of a model.
+"""`mixnas cost MODEL_DIR`: parameters, FLOPs and (optionally) measured latency of a model.
 
-ARCH_YAML is an exported model's `arch.yaml` ({"arch": ..., "config": ...}), or an exported
-model directory. Latency is measured on a freshly built model (weights do not change it).
+MODEL_DIR is an exported model (arch.yaml + model.pt, see mixnas/models/io.py).
 """
 from __future__ import annotations
 
@@ -11,38 +10,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from mixnas.models import TransformerConfig, ViTConfig, build_model
-from mixnas.space.arch import TransformerArch, arch_from_dict
+from mixnas.models import build_model, load_model
+from mixnas.space.arch import TransformerArch
 
 from .flops import count_decode_flops, count_flops
 from .latency import measure_latency
 from .params import count_params
 
 
-def read_arch_and_config(path: str | Path):
-    """(arch, config) from an arch.yaml holding {"arch": ..., "config": ...} (or its directory)."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / "arch.yaml"
-    if not p.is_file():
-        raise ValueError(f"{p} does not exist; pass an exported model's arch.yaml or its directory")
-    try:
-        meta = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise ValueError(f"{p} is not valid YAML: {str(e).splitlines()[0]}") from None
-    if not isinstance(meta, dict) or set(meta) != {"arch", "config"}:
-        raise ValueError(f"{p} must hold exactly the keys 'arch' and 'config' (as an exported model's "
-                         f"arch.yaml does)")
-    arch = arch_from_dict(meta["arch"])
-    config_cls = TransformerConfig if isinstance(arch, TransformerArch) else ViTConfig
-    return arch, config_cls.from_dict(meta["config"])
-
-
 def cost_report(arch, config, *, src_len: int = 30, tgt_len: int = 30, beam: int = 4,
-                latency: bool = False, **latency_kwargs: Any) -> dict[str, Any]:
-    """Everything `mixnas cost` prints, as a dict."""
+                latency: bool = False, model=None, **latency_kwargs: Any) -> dict[str, Any]:
+    """Everything `mixnas cost` prints, as a dict. Latency is measured on `model`, or on a
+    freshly built one (weights do not change it)."""
     report: dict[str, Any] = {
         "params": count_params(arch, config),
         "params_without_embeddings": count_params(arch, config, include_embeddings=False),
@@ -61,15 +40,16 @@ def cost_report(arch, config, *, src_len: int = 30, tgt_len: int = 30, beam: int
     if latency:
         if isinstance(arch, TransformerArch):
             latency_kwargs.update(src_len=src_len, steps=tgt_len, beam=beam)
-        result = measure_latency(build_model(arch, config), **latency_kwargs)
+        result = measure_latency(model if model is not None else build_model(arch, config), **latency_kwargs)
         report.update(latency_ms=result.ms_mean, latency_std_ms=result.ms_std, latency_protocol=result.protocol)
     return report
 
 
 def run(args: argparse.Namespace) -> int:
-    arch, config = read_arch_and_config(args.arch)
+    model = load_model(args.model)
+    arch, config = model.arch, model.config
     report = cost_report(arch, config, src_len=args.src_len, tgt_len=args.tgt_len, beam=args.beam,
-                         latency=args.latency, device=args.device, threads=args.threads,
+                         latency=args.latency, model=model, device=args.device, threads=args.threads,
                          warmup=args.warmup, runs=args.runs)
     for key, value in report.items():
         if key == "latency_protocol":
@@ -87,9 +67,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("cost", help="parameters, FLOPs and latency of an exported architecture",
+    p = subparsers.add_parser("cost", help="parameters, FLOPs and latency of an exported model",
                               description=__doc__.splitlines()[0])
-    p.add_argument("arch", help="arch.yaml of an exported model, or its directory")
+    p.add_argument("model", help="directory of an exported model (arch.yaml + model.pt)")
     p.add_argument("--src-len", type=int, default=30, help="source length (translation; default 30)")
     p.add_argument("--tgt-len", type=int, default=30, help="target length / decoder steps (default 30)")
     p.add_argument("--beam", type=int, default=4, help="beam size of the decoding FLOPs and latency (default 4)")

@@ -108,6 +108,8 @@ def measure_latency(model: nn.Module, *, device: str | torch.device = "cpu", thr
     if not 0.0 <= trim < 0.5:
         raise ValueError(f"trim must be in [0, 0.5), got {trim}")
     device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but CUDA is not available; use device='cpu'")
     model = model.to(device).eval()
     gen = torch.Generator().manual_seed(seed)
     cfg = model.config

@@ -11,7 +11,7 @@ from typing import Any
 
 from mixnas.space.arch import TransformerArch, ViTArch
 
-from .attention import kind_options
+from .attention import kernel_params
 
 # Parts that `include_embeddings=False` leaves out (of parameters and of FLOPs).
 EMBEDDING_PARTS = ("embed_tokens", "output_projection", "patch_embedding", "classifier")
@@ -30,15 +30,6 @@ def head_dim_of(qkv_dim: int, heads: int, where: str) -> int:
         raise ValueError(f"{where}: qkv width {qkv_dim} is not divisible by heads={heads}; "
                          f"choose heads that divide it")
     return qkv_dim // heads
-
-
-def kernel_params(kind: str, head_dim: int, attention_options: dict | None) -> int:
-    """Parameters inside an attention kernel (only positional kinds have any)."""
-    if kind == "relative":  # aK and aV: (2K + 1) x head_dim each
-        k = kind_options(kind, attention_options)["max_relative_position"]
-        return 2 * (2 * k + 1) * head_dim
-    kind_options(kind, attention_options)  # an unknown kind fails here with the registry's error
-    return 0
 
 
 def attention_params(embed_dim: int, kv_dim: int, qkv_dim: int, heads: int, kind: str,

@@ -5,7 +5,7 @@ from cost_archs import measured_flops
 
 from mixnas.attention import build_kernel, kinds
 from mixnas.cost import attention_cost, core_flops, covered_kinds, register_attention_cost
-from mixnas.cost.attention import AttentionCost
+from mixnas.cost.attention import AttentionCost, kernel_params
 
 HEADS, HEAD_DIM = 2, 6
 OPTIONS = {"cosformer": {"chunk": 4}, "linear": {"chunk": 3}, "relative": {"max_relative_position": 2}}
@@ -25,6 +25,11 @@ def expected(kind, mode, **kw):
 
 def test_every_registered_kind_has_a_cost_formula():
     assert covered_kinds() == kinds()
+
+
+@pytest.mark.parametrize("kind", kinds())
+def test_kernel_params(kind):
+    assert kernel_params(kind, HEAD_DIM, OPTIONS) == sum(p.numel() for p in kernel(kind).parameters())
 
 
 @pytest.mark.parametrize("kind", kinds())

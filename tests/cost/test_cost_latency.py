@@ -2,6 +2,7 @@
 import statistics
 
 import pytest
+import torch
 from cost_archs import TRANSLATION, VISION
 
 from mixnas.cost import LatencyResult, measure_latency, summarize, trimmed
@@ -55,5 +56,8 @@ def test_bad_protocol_settings():
     arch, config = VISION["mean-pool"]
     with pytest.raises(ValueError, match="need runs >= 1"):
         measure_latency(ViT(arch, config), runs=0)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            measure_latency(ViT(arch, config), device="cuda", runs=1)
     with pytest.raises(ValueError, match="threads must be >= 1"):
         measure_latency(ViT(arch, config), threads=0, runs=1)
