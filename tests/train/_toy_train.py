@@ -1,0 +1,106 @@
+"""A tiny classification task driven by the trainer, used in-process and as a subprocess
+(plain `python`, or `torchrun` for the data-parallel test).
+
+It touches everything that exact resume must restore: dropout (torch RNG), a shuffled
+resumable batch iterator, and a collate function drawing noise from torch, numpy and python
+`random`. With --switch-heads, update u uses only head u % 2, so the other head's weights get
+no gradient (the supernet situation).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mixnas.train import EpochBatches, TrainConfig, Trainer, seed_everything
+
+NUM_EXAMPLES, FEATURES, CLASSES = 96, 8, 4
+
+
+class ToyModel(torch.nn.Module):
+    def __init__(self, dropout: float):
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Linear(FEATURES, 16), torch.nn.ReLU(),
+                                        torch.nn.Dropout(dropout))
+        self.heads = torch.nn.ModuleList([torch.nn.Linear(16, CLASSES) for _ in range(2)])
+
+    def forward(self, x: torch.Tensor, head: int = 0) -> torch.Tensor:
+        return self.heads[head](self.body(x))
+
+
+class ToyTask:
+    def __init__(self, dropout=0.0, batch_size=8, noise=0.0, switch_heads=False, sleep=0.0,
+                 nan_at_step=-1):
+        data = torch.Generator().manual_seed(1234)
+        self.x = torch.randn(NUM_EXAMPLES, FEATURES, generator=data)
+        self.y = (self.x @ torch.randn(FEATURES, CLASSES, generator=data)).argmax(-1)
+        self.model = ToyModel(dropout)
+        self.noise, self.switch_heads, self.sleep, self.nan_at_step = noise, switch_heads, sleep, nan_at_step
+        self.train_batches = EpochBatches.over_examples(NUM_EXAMPLES, batch_size, seed=7,
+                                                        collate=self.collate)
+
+    def collate(self, indices: list[int]):
+        x = self.x[indices]
+        if self.noise:
+            scale = self.noise * (1 + float(np.random.rand())) * (1 + random.random())
+            x = x + scale * torch.randn_like(x)
+        return {"x": x, "y": self.y[indices]}
+
+    def loss(self, model, batch, step):
+        if self.sleep:
+            time.sleep(self.sleep)
+        logits = model(batch["x"], head=step % 2 if self.switch_heads else 0)
+        loss = F.cross_entropy(logits, batch["y"], reduction="sum")
+        if step == self.nan_at_step:
+            loss = loss * float("nan")
+        correct = (logits.argmax(-1) == batch["y"]).sum()
+        return loss, {"sample_size": len(batch["y"]), "correct": correct}
+
+    def reduce_metrics(self, sums):
+        return {"loss": sums["loss"] / sums["sample_size"], "accuracy": sums["correct"] / sums["sample_size"]}
+
+    def validate(self, model):
+        torch.randn(3)  # consumes RNG on purpose: the trainer must isolate it
+        logits = model(self.x)
+        return {"accuracy": float((logits.argmax(-1) == self.y).float().mean())}
+
+
+def run(save_dir, *, max_updates=30, update_freq=1, batch_size=8, dropout=0.0, noise=0.0,
+        switch_heads=False, sleep=0.0, checkpoint_every=4, keep_last=0, seed=3, **overrides):
+    """Train the toy task; returns the trainer's summary."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # identical arithmetic in every process
+    try:
+        seed_everything(seed)
+        task = ToyTask(dropout=dropout, batch_size=batch_size, noise=noise,
+                       switch_heads=switch_heads, sleep=sleep,
+                       nan_at_step=overrides.pop("nan_at_step", -1))
+        options = dict(save_dir=str(save_dir), seed=seed, lr=0.01, warmup_updates=5,
+                       max_updates=max_updates, update_freq=update_freq, clip_norm=1.0,
+                       checkpoint_every=checkpoint_every, keep_last=keep_last, log_every=1,
+                       validate_every=10, progress=False, tensorboard=False, device="cpu")
+        options.update(overrides)
+        with Trainer(task, TrainConfig(**options)) as trainer:
+            return trainer.train()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("save_dir")
+    parser.add_argument("--options", default="{}", help="JSON keyword arguments for run()")
+    args = parser.parse_args(argv)
+    summary = run(args.save_dir, **json.loads(args.options))
+    print(json.dumps({"step": summary["step"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
