@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..attention import MultiheadAttention, build_kernel, merge_heads, split_heads
+from ..attention import MultiheadAttention, build_kernel
 
 
 def front(t: Tensor, shape: Sequence[int]) -> Tensor:
@@ -144,18 +144,37 @@ class ElasticMultiheadAttention(nn.Module):
         p.out_proj.active_out = out_dim
         self._active = (p, self.kernels[kind])
 
-    def forward(self, x: Tensor, memory: Tensor | None = None, *, causal: bool = False,
-                key_padding_mask: Tensor | None = None, state=None, return_state: bool = False):
-        p, kernel = self._active
-        q = split_heads(p.q_proj(x), self.heads)
-        k = v = None
-        if state is None or not state.static:
-            src = x if memory is None else memory
-            k = split_heads(p.k_proj(src), self.heads)
-            v = split_heads(p.v_proj(src), self.heads)
-        out, state = kernel(q, k, v, causal=causal, key_padding_mask=key_padding_mask,
-                            state=state, return_state=return_state)
-        return p.out_proj(merge_heads(out)), state
+    # The forward pass is MultiheadAttention's own, run on the active projections and kernel
+    # (the properties below), so supernet and extracted model share every line of it.
+    forward = MultiheadAttention.forward
+
+    @property
+    def q_proj(self) -> ElasticLinear:
+        return self._active[0].q_proj
+
+    @property
+    def k_proj(self) -> ElasticLinear:
+        return self._active[0].k_proj
+
+    @property
+    def v_proj(self) -> ElasticLinear:
+        return self._active[0].v_proj
+
+    @property
+    def out_proj(self) -> ElasticLinear:
+        return self._active[0].out_proj
+
+    @property
+    def kernel(self) -> nn.Module:
+        return self._active[1]
+
+    @property
+    def num_heads(self) -> int:
+        return self.heads
+
+    @property
+    def embed_dim(self) -> int:
+        return self._active[0].out_proj.active_out
 
     def source_name(self, local_name: str, kind: str) -> str:
         """Name (relative to this module) of the supernet parameter behind parameter
