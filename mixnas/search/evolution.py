@@ -1,0 +1,186 @@
+"""Constrained evolutionary search (HAT / RankNAS).
+
+Each generation: score the population with the objective (one batched call), keep the best
+`parents`, then make `mutations` children by mutating random parents (per-gene probability
+`mutation_prob`) and `crossovers` children by uniform crossover of two random parents. A child
+that breaks a constraint is thrown away and proposed again (at most `max_attempts` proposals
+per child; after that a copy of a parent, which is feasible, takes the slot and the history
+says so). The initial population is random feasible samples.
+
+All randomness comes from one `random.Random(seed)`. After every generation the state (next
+population, RNG state, parents, history) is written atomically to `state_path`; `resume=True`
+continues from it to exactly the result an uninterrupted run gives, also with a larger
+`generations`. The objective must be deterministic for that (predictors and inherited-weight
+scoring on a fixed validation subset are).
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from mixnas.space.arch import arch_from_dict
+
+from ._io import read_json, write_json
+from .objectives import Constraint, Objective, check_feasible, feasible_mask
+
+STATE_FORMAT = "mixnas-evolution-state/1"
+
+
+@dataclass(frozen=True)
+class EvolutionConfig:
+    generations: int = 30
+    population: int = 125
+    parents: int = 25
+    mutations: int = 50
+    crossovers: int = 50
+    mutation_prob: float = 0.3
+    crossover_prob: float = 0.5
+    seed: int = 0
+    max_attempts: int = 100  # proposals per child before falling back to a parent copy
+    feasibility_samples: int = 1000  # random archs probed for the infeasible-limit check
+
+    def __post_init__(self) -> None:
+        for name in ("generations", "population", "parents", "max_attempts"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"evolution {name} must be >= 1, got {getattr(self, name)}")
+        if min(self.mutations, self.crossovers, self.feasibility_samples) < 0:
+            raise ValueError("evolution mutations, crossovers and feasibility_samples must be >= 0")
+        if self.parents + self.mutations + self.crossovers != self.population:
+            raise ValueError(f"population ({self.population}) must equal parents + mutations + crossovers "
+                             f"({self.parents} + {self.mutations} + {self.crossovers})")
+        for name in ("mutation_prob", "crossover_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"evolution {name} must be in [0, 1], got {getattr(self, name)}")
+
+    def identity(self) -> dict[str, Any]:
+        """Settings a resumed run must share with the saved one (generations may grow)."""
+        d = asdict(self)
+        d.pop("generations")
+        return d
+
+
+@dataclass
+class SearchResult:
+    best: Any  # Arch
+    best_score: float
+    top: list[tuple[Any, float]]  # final parents, best first, each with its objective value
+    history: list[dict[str, Any]] = field(default_factory=list)
+    constraint_values: dict[str, float] = field(default_factory=dict)  # of `best`
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"best": self.best.to_dict(), "best_score": self.best_score,
+                "top": [{"arch": a.to_dict(), "score": s} for a, s in self.top],
+                "constraint_values": self.constraint_values, "history": self.history}
+
+
+def _score(objective: Objective, population: list[Any], known: dict[Any, float]) -> np.ndarray:
+    """Objective values of the population, evaluating each architecture not in `known` (the
+    previous parents) once, in one batch. Only the parents' scores are reused, and they are in
+    the saved state, so a resumed run sends the objective exactly the batches an uninterrupted
+    run sends (a batched objective may differ in the last bit with the batch's composition).
+    """
+    new = list(dict.fromkeys(a for a in population if a not in known))
+    values = dict(known)
+    if new:
+        values.update(zip(new, objective(new).tolist()))
+    return np.array([values[a] for a in population], dtype=np.float64)
+
+
+def evolution_search(space: Any, objective: Objective, constraints: Sequence[Constraint] = (),
+                     config: EvolutionConfig = EvolutionConfig(), *, state_path: str | Path | None = None,
+                     resume: bool = False, log: Callable[[dict[str, Any]], None] | None = None) -> SearchResult:
+    """Maximise (or minimise, per `objective.higher_is_better`) under `constraints`."""
+    constraints = list(constraints)
+    pool = check_feasible(space, constraints, samples=config.feasibility_samples, seed=config.seed + 1)
+    identity = {"config": config.identity(), "objective": objective.name,
+                "constraints": [c.describe() for c in constraints]}
+    sign = 1.0 if objective.higher_is_better else -1.0
+    rng = random.Random(config.seed)
+
+    def fill(n: int, propose: Callable[[], Any]) -> tuple[list[Any], int]:
+        """Up to n feasible proposals, proposed in batches so constraints are batch-evaluated."""
+        out, attempts = [], 0
+        while len(out) < n and attempts < n * config.max_attempts:
+            candidates = [propose() for _ in range(n - len(out))]
+            attempts += len(candidates)
+            out += [c for c, ok in zip(candidates, feasible_mask(constraints, candidates)) if ok]
+        return out, attempts - len(out)
+
+    state = _load_state(state_path, identity) if resume else None
+    if state is None:
+        if state_path is not None and Path(state_path).exists() and not resume:
+            raise ValueError(f"search state {state_path} already exists; pass resume=True to continue it or delete it")
+        population, _ = fill(config.population, lambda: space.sample(rng))
+        if len(population) < config.population:  # tight limits: grow from the feasible probes
+            more, _ = fill(config.population - len(population),
+                           lambda: space.mutate(rng.choice(pool), config.mutation_prob, rng))
+            population += more
+            population += [pool[i % len(pool)] for i in range(config.population - len(population))]
+        generation, history, parents = 0, [], []
+    else:
+        generation, history = state["generation"], state["history"]
+        population = [arch_from_dict(d) for d in state["population"]]
+        parents = [(arch_from_dict(p["arch"]), p["score"]) for p in state["parents"]]
+        rng.setstate(_rng_state_from_json(state["rng_state"]))
+
+    while generation < config.generations:
+        values = _score(objective, population, dict(parents))
+        order = np.argsort(-sign * values, kind="stable")[: config.parents]
+        parents = [(population[i], float(values[i])) for i in order]
+        parent_archs = [a for a, _ in parents]
+        mutants, resampled_m = fill(config.mutations, lambda: space.mutate(
+            rng.choice(parent_archs), config.mutation_prob, rng))
+        children, resampled_c = fill(config.crossovers, lambda: space.crossover(
+            rng.choice(parent_archs), rng.choice(parent_archs), rng, config.crossover_prob))
+        fallbacks = (config.mutations - len(mutants)) + (config.crossovers - len(children))
+        mutants += [parent_archs[i % len(parent_archs)] for i in range(config.mutations - len(mutants))]
+        children += [parent_archs[i % len(parent_archs)] for i in range(config.crossovers - len(children))]
+        population = parent_archs + mutants + children
+        entry = {"generation": generation, "best": parents[0][1], "mean": float(values.mean()),
+                 "resampled": resampled_m + resampled_c, "fallbacks": fallbacks}
+        history.append(entry)
+        generation += 1
+        if state_path is not None:
+            write_json(state_path, {"format": STATE_FORMAT, **identity, "generation": generation,
+                                    "population": [a.to_dict() for a in population],
+                                    "parents": [{"arch": a.to_dict(), "score": s} for a, s in parents],
+                                    "rng_state": _rng_state_to_json(rng.getstate()), "history": history})
+        if log is not None:
+            log(entry)
+
+    if not parents:
+        raise ValueError(f"search state {state_path} has no scored generation; delete it and start again")
+    best, best_score = parents[0]
+    return SearchResult(best=best, best_score=best_score, top=parents, history=history,
+                        constraint_values={c.name: c.value(best) for c in constraints})
+
+
+# ---------------------------------------------------------------- state file
+def _rng_state_to_json(state: tuple) -> list:
+    version, internal, gauss_next = state
+    return [version, list(internal), gauss_next]
+
+
+def _rng_state_from_json(data: list) -> tuple:
+    version, internal, gauss_next = data
+    return version, tuple(internal), gauss_next
+
+
+def _load_state(path: str | Path | None, identity: dict[str, Any]) -> dict[str, Any] | None:
+    """The saved state, or None when there is none yet (resume of a run that never started)."""
+    if path is None:
+        raise ValueError("resume=True needs a state_path")
+    if not Path(path).exists():
+        return None
+    state = read_json(path, "search state")
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise ValueError(f"{path} is not an evolution search state ({STATE_FORMAT}); delete it or choose another path")
+    for key, want in identity.items():
+        if state.get(key) != want:
+            raise ValueError(f"cannot resume {path}: its {key} is {state.get(key)} but this run has {want}; "
+                             f"use the same settings or a new state path")
+    return state

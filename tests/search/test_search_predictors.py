@@ -1,0 +1,111 @@
+import json
+import math
+import random
+
+import numpy as np
+import pytest
+from search_toys import feature_weights, load_space, width_cost
+
+from mixnas.search.predictors import (GBDTPredictor, MLPPredictor, featurize, fit_predictor, held_out_split,
+                                      load_metrics, load_predictor, regression_metrics)
+
+
+@pytest.fixture(scope="module")
+def data():
+    """A noiseless known target on real architecture features: linear part + an interaction."""
+    space = load_space()
+    rng = random.Random(0)
+    archs = [space.sample(rng) for _ in range(1000)]
+    X = featurize(space, archs, {"src_len": [rng.choice([10, 20, 30]) for _ in archs]})
+    w = feature_weights(space)
+    y = X[:, :-1] @ w + 0.5 * X[:, 0] * X[:, 1] + 0.05 * X[:, -1]
+    names = space.feature_names() + ["ctx:src_len"]
+    return space, archs, X, y, names
+
+
+def test_metrics_against_hand_computed_values():
+    m = regression_metrics([1.0, 2.0, 3.0, 4.0], [1.0, 3.0, 2.0, 4.0])
+    # 6 pairs: only (2, 3) is discordant -> tau = (5 - 1) / 6
+    assert m["kendall_tau"] == pytest.approx(4 / 6)
+    assert m["rmse"] == pytest.approx(math.sqrt((0 + 1 + 1 + 0) / 4))
+    assert m["mape"] == pytest.approx((0 + 1 / 2 + 1 / 3 + 0) / 4 * 100)
+    assert m["n"] == 4
+    assert regression_metrics([0.0, 1.0], [0.5, 1.0])["mape"] is None  # relative error undefined at 0
+    with pytest.raises(ValueError, match="equal length"):
+        regression_metrics([1.0, 2.0], [1.0])
+
+
+def test_held_out_split_is_seeded_and_disjoint():
+    tr, te = held_out_split(100, 0.2, seed=3)
+    assert len(te) == 20 and len(tr) == 80 and not set(tr) & set(te)
+    assert np.array_equal(te, held_out_split(100, 0.2, seed=3)[1])
+    assert not np.array_equal(te, held_out_split(100, 0.2, seed=4)[1])
+    with pytest.raises(ValueError, match="too few"):
+        held_out_split(4, 0.2, seed=0)
+
+
+def test_featurize_appends_context_columns(data):
+    space, archs, X, _, names = data
+    assert X.shape == (len(archs), len(names))
+    assert np.array_equal(X[3, :-1], space.encode(archs[3]))
+    scalar = featurize(space, archs[:2], {"src_len": 30})
+    assert scalar[:, -1].tolist() == [30.0, 30.0]
+    with pytest.raises(ValueError, match="one value or one per architecture"):
+        featurize(space, archs[:3], {"src_len": [1, 2]})
+
+
+@pytest.mark.parametrize("make", [lambda n: GBDTPredictor(n, seed=0),
+                                  lambda n: MLPPredictor(n, seed=0, epochs=40)], ids=["gbdt", "mlp"])
+def test_predictor_recovers_known_function_and_round_trips(data, make, tmp_path):
+    _, _, X, y, names = data
+    predictor = make(names)
+    metrics = fit_predictor(predictor, X, y, test_fraction=0.2, seed=0, directory=tmp_path)
+    assert metrics["held_out"]["kendall_tau"] > 0.8, metrics
+    assert metrics["n_test"] == 200
+
+    # held-out metrics are those of the saved model on the seeded split
+    _, test = held_out_split(len(X), 0.2, seed=0)
+    again = regression_metrics(y[test], predictor.predict(X[test]))
+    assert again == metrics["held_out"] == load_metrics(tmp_path)["held_out"]
+
+    # loading reads text/JSON (and a weights_only state dict): identical predictions
+    loaded = load_predictor(tmp_path)
+    assert type(loaded) is type(predictor)
+    assert np.array_equal(loaded.predict(X), predictor.predict(X))
+    meta = json.loads((tmp_path / "predictor.json").read_text())
+    assert meta["feature_names"] == names
+
+
+def test_mlp_training_is_seeded(data):
+    _, _, X, y, names = data
+    a = MLPPredictor(names, seed=5, epochs=3).fit(X, y).predict(X[:10])
+    b = MLPPredictor(names, seed=5, epochs=3).fit(X, y).predict(X[:10])
+    assert np.array_equal(a, b)
+
+
+def test_latency_like_target_mape(data):
+    """A positive cost target (like latency) gets a small relative error from the MLP."""
+    space, archs, X, _, names = data
+    n = 400
+    y = np.array([width_cost(a) for a in archs[:n]]) / 1e5 * (1 + X[:n, -1] / 30)
+    metrics = fit_predictor(MLPPredictor(names, seed=0, epochs=40), X[:n], y)
+    assert metrics["held_out"]["mape"] < 10, metrics
+
+
+def test_bad_inputs_give_clear_errors(data, tmp_path):
+    _, _, X, y, names = data
+    with pytest.raises(ValueError, match="not fitted"):
+        GBDTPredictor(names).predict(X)
+    fitted = GBDTPredictor(names, n_estimators=5).fit(X, y)
+    with pytest.raises(ValueError, match=r"expected features of shape \(n, "):
+        fitted.predict(X[:, :-1])
+    with pytest.raises(ValueError, match="finite"):
+        GBDTPredictor(names).fit(X, np.full(len(X), np.nan))
+    with pytest.raises(ValueError, match="does not exist"):
+        load_predictor(tmp_path / "nothing")
+    fitted.save(tmp_path)
+    with pytest.raises(ValueError, match="not 'mlp'"):
+        MLPPredictor.load(tmp_path)
+    (tmp_path / "model.txt").unlink()
+    with pytest.raises(ValueError, match="model file .* is missing"):
+        load_predictor(tmp_path)
