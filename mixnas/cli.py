@@ -13,7 +13,9 @@ class UsageError(Exception):
 
 
 # name -> (module, function that adds the subparser and sets `func`)
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "cost": "mixnas.cost.command:add_parser",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -72,12 +72,13 @@ def beam_search(model, src_tokens: Tensor, cfg: BeamConfig = BeamConfig()) -> li
         next_rows, next_tok, next_cum = [], [], []
         for b in range(bsz):
             rows, toks, cums = [], [], []
-            for s, j, t in zip(top_scores[b].tolist(), top_beam[b].tolist(), top_tok[b].tolist()):
+            for rank, (s, j, t) in enumerate(zip(top_scores[b].tolist(), top_beam[b].tolist(),
+                                                 top_tok[b].tolist())):
                 if s == float("-inf"):
                     break
                 row = b * k + j
-                if t == eos:
-                    if not done[b] and len(finished[b]) < k:
+                if t == eos:  # as fairseq: an EOS ends a hypothesis only from the top k candidates
+                    if rank < k and not done[b] and len(finished[b]) < k:
                         length = step + 1  # tokens so far (EOS included), BOS excluded
                         hyp = tokens[row, 1:].tolist()
                         finished[b].append(Hypothesis(hyp, s / length ** cfg.lenpen, s))
