@@ -68,6 +68,14 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
         os.close(dir_fd)
 
 
+def remove_stale_temporaries(save_dir: str | Path) -> None:
+    """Delete half-written temporaries left by a process killed inside `atomic_torch_save`."""
+    save_dir = Path(save_dir)
+    if save_dir.is_dir():
+        for tmp in save_dir.glob(".checkpoint_*.pt.*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a trainer checkpoint without executing code; one-line errors for bad files."""
     path = Path(path)

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from mixnas.train import schedules
 from mixnas.train.checkpoint import (FORMAT, atomic_torch_save, capture_rng_state, checkpoint_path,
                                      latest_checkpoint, load_checkpoint, prune_checkpoints,
-                                     restore_rng_state, seed_everything)
+                                     remove_stale_temporaries, restore_rng_state, seed_everything)
 from mixnas.train.config import TrainConfig
 from mixnas.train.distributed import (all_reduce_sum, barrier, broadcast_from_main, broadcast_module,
                                       cleanup, gather_to_main, init_distributed, sum_gradients)
@@ -259,6 +259,8 @@ class Trainer:
             path = None
         else:
             path = Path(resume)
+        if self.dist.is_main:
+            remove_stale_temporaries(self.save_dir)
         if path is None:
             if resume in ("none", "") and latest_checkpoint(self.save_dir) is not None:
                 raise ValueError(f"{self.save_dir} already holds checkpoints of another run; use "

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import torch
 
-from _toy_train import run
+from train_toy import run
 from mixnas.train import load_checkpoint
 
-SCRIPT = Path(__file__).with_name("_toy_train.py")
+SCRIPT = Path(__file__).with_name("train_toy.py")
 # Dropout, noisy collate (torch/numpy/python RNG), shuffled batches, gradient accumulation
 # over an epoch boundary (12 batches per epoch, 2 per update), validation every 10 updates.
 OPTIONS = dict(max_updates=30, update_freq=2, batch_size=8, dropout=0.2, noise=0.1, checkpoint_every=4)

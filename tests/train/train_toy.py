@@ -36,12 +36,14 @@ class ToyModel(torch.nn.Module):
 
 class ToyTask:
     def __init__(self, dropout=0.0, batch_size=8, noise=0.0, switch_heads=False, sleep=0.0,
-                 nan_at_step=-1):
+                 nan_at_call=0, bad_grad_at_call=0):
         data = torch.Generator().manual_seed(1234)
         self.x = torch.randn(NUM_EXAMPLES, FEATURES, generator=data)
         self.y = (self.x @ torch.randn(FEATURES, CLASSES, generator=data)).argmax(-1)
         self.model = ToyModel(dropout)
-        self.noise, self.switch_heads, self.sleep, self.nan_at_step = noise, switch_heads, sleep, nan_at_step
+        self.noise, self.switch_heads, self.sleep = noise, switch_heads, sleep
+        self.nan_at_call, self.bad_grad_at_call, self.calls = nan_at_call, bad_grad_at_call, 0
+        self.logits_dtypes = set()
         self.train_batches = EpochBatches.over_examples(NUM_EXAMPLES, batch_size, seed=7,
                                                         collate=self.collate)
 
@@ -55,10 +57,14 @@ class ToyTask:
     def loss(self, model, batch, step):
         if self.sleep:
             time.sleep(self.sleep)
+        self.calls += 1
         logits = model(batch["x"], head=step % 2 if self.switch_heads else 0)
-        loss = F.cross_entropy(logits, batch["y"], reduction="sum")
-        if step == self.nan_at_step:
+        self.logits_dtypes.add(logits.dtype)
+        loss = F.cross_entropy(logits.float(), batch["y"], reduction="sum")
+        if self.calls == self.nan_at_call:
             loss = loss * float("nan")
+        if self.calls == self.bad_grad_at_call:  # finite value, NaN gradient (d sqrt(x)/dx at 0)
+            loss = loss + (model.heads[0].bias[0] * 0).sqrt()
         correct = (logits.argmax(-1) == batch["y"]).sum()
         return loss, {"sample_size": len(batch["y"]), "correct": correct}
 
@@ -72,22 +78,23 @@ class ToyTask:
 
 
 def run(save_dir, *, max_updates=30, update_freq=1, batch_size=8, dropout=0.0, noise=0.0,
-        switch_heads=False, sleep=0.0, checkpoint_every=4, keep_last=0, seed=3, **overrides):
-    """Train the toy task; returns the trainer's summary."""
+        switch_heads=False, sleep=0.0, checkpoint_every=4, keep_last=0, seed=3, nan_at_call=0,
+        bad_grad_at_call=0, task_class=None, **overrides):
+    """Train the toy task; returns the trainer's summary (plus the task under "task")."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # identical arithmetic in every process
     try:
         seed_everything(seed)
-        task = ToyTask(dropout=dropout, batch_size=batch_size, noise=noise,
-                       switch_heads=switch_heads, sleep=sleep,
-                       nan_at_step=overrides.pop("nan_at_step", -1))
+        task = (task_class or ToyTask)(dropout=dropout, batch_size=batch_size, noise=noise,
+                                       switch_heads=switch_heads, sleep=sleep, nan_at_call=nan_at_call,
+                                       bad_grad_at_call=bad_grad_at_call)
         options = dict(save_dir=str(save_dir), seed=seed, lr=0.01, warmup_updates=5,
                        max_updates=max_updates, update_freq=update_freq, clip_norm=1.0,
                        checkpoint_every=checkpoint_every, keep_last=keep_last, log_every=1,
                        validate_every=10, progress=False, tensorboard=False, device="cpu")
         options.update(overrides)
         with Trainer(task, TrainConfig(**options)) as trainer:
-            return trainer.train()
+            return {**trainer.train(), "task": task}
     finally:
         torch.set_num_threads(threads)
 

@@ -1,15 +1,16 @@
 """Two processes under torchrun match one process with the same global batch."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import torch
 
-from _toy_train import run
+from train_toy import run
 from mixnas.train import load_checkpoint
 
-SCRIPT = Path(__file__).with_name("_toy_train.py")
+SCRIPT = Path(__file__).with_name("train_toy.py")
 
 
 def test_two_process_gloo_matches_single_process(tmp_path):
@@ -24,7 +25,7 @@ def test_two_process_gloo_matches_single_process(tmp_path):
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
          str(SCRIPT), str(ddp_dir), "--options", json.dumps({**common, "update_freq": 1})],
         capture_output=True, text=True, timeout=120,
-        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
 
     single = load_checkpoint(tmp_path / "single" / "checkpoint_00000016.pt")

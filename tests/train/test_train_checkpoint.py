@@ -1,0 +1,147 @@
+"""Atomic writes, safe loading, RNG round trip, pruning and checkpoint averaging."""
+import os
+import pickle
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from mixnas.train import average_checkpoints, latest_checkpoint, list_checkpoints, load_checkpoint
+from mixnas.train import checkpoint as ckpt_mod
+from train_toy import run
+
+
+def _fake_checkpoint(path, model, step=0):
+    ckpt_mod.atomic_torch_save({"format": ckpt_mod.FORMAT, "step": step, "model": model}, path)
+
+
+def test_crash_during_write_keeps_previous_checkpoint_latest(tmp_path, monkeypatch):
+    run(tmp_path, max_updates=4, checkpoint_every=4)
+    good = tmp_path / "checkpoint_00000004.pt"
+    assert latest_checkpoint(tmp_path) == good
+
+    real_save = torch.save
+
+    def crash_halfway(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)
+        f.truncate(f.tell() // 2)  # half the bytes are on disk when the "power fails"
+        raise OSError("simulated crash while writing")
+
+    monkeypatch.setattr(torch, "save", crash_halfway)
+    with pytest.raises(OSError, match="simulated crash"):
+        run(tmp_path, max_updates=8, checkpoint_every=8)  # resumes at 4, dies writing 8
+    monkeypatch.undo()
+
+    assert latest_checkpoint(tmp_path) == good
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix in (".pt", ".tmp")) == [good.name]
+    assert load_checkpoint(good)["step"] == 4
+    assert run(tmp_path, max_updates=8, checkpoint_every=8)["step"] == 8  # resumes from 4
+
+
+def test_sigkill_during_write_leaves_no_truncated_checkpoint(tmp_path):
+    # The process kills itself after writing half of checkpoint 8: no cleanup code runs.
+    script = textwrap.dedent(f"""
+        import os, signal, sys, torch
+        sys.path.insert(0, {str(os.path.dirname(__file__))!r})
+        from train_toy import run
+        run({str(tmp_path)!r}, max_updates=4, checkpoint_every=4)
+        real_save = torch.save
+        def die_halfway(obj, f, *args, **kwargs):
+            real_save(obj, f, *args, **kwargs)
+            f.truncate(f.tell() // 2)
+            f.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+        torch.save = die_halfway
+        run({str(tmp_path)!r}, max_updates=8, checkpoint_every=8)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    assert [p.name for p in tmp_path.glob(".checkpoint_00000008.pt.*.tmp")]  # the half-written file
+    assert latest_checkpoint(tmp_path).name == "checkpoint_00000004.pt"
+    assert load_checkpoint(latest_checkpoint(tmp_path))["step"] == 4
+    assert run(tmp_path, max_updates=8, checkpoint_every=8)["step"] == 8
+    assert not list(tmp_path.glob(".*.tmp"))  # resuming removed the leftover
+
+
+def test_truncated_or_foreign_files_give_one_line_errors(tmp_path):
+    run(tmp_path, max_updates=2, checkpoint_every=0)
+    data = (tmp_path / "checkpoint_00000002.pt").read_bytes()
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="cannot read checkpoint") as err:
+        load_checkpoint(cut)
+    assert "\n" not in str(err.value)
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps({"format": "mixnas-train", "x": Evil()}, protocol=2))
+    with pytest.raises(ValueError, match="cannot read checkpoint"):
+        load_checkpoint(evil)
+    assert not (tmp_path / "pwned").exists()
+
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, other)
+    with pytest.raises(ValueError, match="not a mixnas training checkpoint"):
+        load_checkpoint(other)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_rng_state_round_trips_through_a_weights_only_file(tmp_path):
+    random.seed(1), np.random.seed(2), torch.manual_seed(3)
+    np.random.randn()  # leaves a cached gaussian in numpy's state
+    random.gauss(0, 1)
+    path = tmp_path / "rng.pt"
+    torch.save(ckpt_mod.capture_rng_state(), path)
+    draws = (random.random(), random.gauss(0, 1), np.random.randn(3).tolist(), torch.rand(3))
+    ckpt_mod.restore_rng_state(torch.load(path, weights_only=True))
+    again = (random.random(), random.gauss(0, 1), np.random.randn(3).tolist(), torch.rand(3))
+    assert draws[:3] == again[:3] and torch.equal(draws[3], again[3])
+
+
+def test_keep_last_prunes_old_checkpoints(tmp_path):
+    run(tmp_path, max_updates=10, checkpoint_every=2, keep_last=3)
+    assert [p.name for p in list_checkpoints(tmp_path)] == [
+        "checkpoint_00000006.pt", "checkpoint_00000008.pt", "checkpoint_00000010.pt"]
+
+
+def test_average_checkpoints_is_elementwise_mean(tmp_path):
+    paths = []
+    for i, (w, b) in enumerate([(1.0, 2.0), (2.0, 4.0), (6.0, 3.0)]):
+        path = tmp_path / f"checkpoint_{i:08d}.pt"
+        _fake_checkpoint(path, {"w": torch.full((2, 3), w), "b": torch.tensor([b]).half(),
+                                "count": torch.tensor(7)})
+        paths.append(path)
+    avg = average_checkpoints(paths)
+    assert torch.equal(avg["w"], torch.full((2, 3), 3.0))
+    assert avg["b"].dtype == torch.float16 and avg["b"].item() == 3.0
+    assert avg["count"].item() == 7
+
+    # Real trainer checkpoints load straight back into the model.
+    run(tmp_path / "run", max_updates=6, checkpoint_every=2)
+    last = list_checkpoints(tmp_path / "run")[-2:]
+    avg = average_checkpoints(last)
+    models = [load_checkpoint(p)["model"] for p in last]
+    for key in avg:
+        assert torch.allclose(avg[key], (models[0][key] + models[1][key]) / 2)
+
+
+def test_average_checkpoints_rejects_mismatches(tmp_path):
+    a, b, c = tmp_path / "a.pt", tmp_path / "b.pt", tmp_path / "c.pt"
+    _fake_checkpoint(a, {"w": torch.zeros(2)})
+    _fake_checkpoint(b, {"w": torch.zeros(3)})
+    _fake_checkpoint(c, {"v": torch.zeros(2)})
+    with pytest.raises(ValueError, match="shape"):
+        average_checkpoints([a, b])
+    with pytest.raises(ValueError, match="different parameters"):
+        average_checkpoints([a, c])
+    with pytest.raises(ValueError, match="at least one"):
+        average_checkpoints([])
