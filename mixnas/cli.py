@@ -19,7 +19,7 @@ COMMANDS: dict[str, str] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mixnas", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="mixnas", description="Neural architecture search over Transformers whose attention kind is searched per layer.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, target in COMMANDS.items():
         module, func = target.split(":")
