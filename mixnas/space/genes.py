@@ -17,6 +17,7 @@ from typing import Any, Callable, TypeVar
 
 L = TypeVar("L")
 Genes = dict[str, tuple]  # gene name -> allowed values, in the order the space lists them
+KIND_GENES = ("attention", "cross_attention")  # genes whose values are attention kinds; the rest are integers
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,7 @@ def parse_choices(cls: type[StackChoices], d: Any, where: str, *, skip: tuple[st
     missing = [n for n in names if n not in d]
     if missing:
         raise ValueError(f"{where} is missing {missing}")
-    kind_fields = {f.name for f in fields(cls) if "str" in str(f.type)}
-    return {n: (_kind_choices if n in kind_fields else _int_choices)(d[n], f"{where}.{n}") for n in names}
+    return {n: (_kind_choices if n in KIND_GENES else _int_choices)(d[n], f"{where}.{n}") for n in names}
 
 
 def _as_list(value: Any, where: str) -> list:
