@@ -21,9 +21,11 @@ A task is any object with these members (duck typing; `TrainTask` states it for 
         logged; every rank must return the same keys.
     validate(model) -> dict[str, float]                                      (optional)
         Called on rank 0 in eval mode under `torch.no_grad()`, every `validate_every`
-        updates and at the end; the RNG streams are saved before and restored after, so
-        validation never changes training. A truthy "stop" entry ends training (RankNAS
-        early stopping).
+        updates, at each epoch's end with `validate_every_epoch`, and at the end; the RNG
+        streams are saved before and restored after, so validation never changes training.
+        The result is broadcast to all ranks. A truthy "stop" entry ends training (RankNAS
+        early stopping), and a resumed run stays stopped. Metrics go to the logs under
+        kind "valid".
     reduce_metrics(sums: dict[str, float]) -> dict[str, float]                 (optional)
         Turns summed stats (including "loss" and "sample_size") over a logging interval
         into the numbers to log, e.g. nll per token or accuracy. Default: mean loss per sample.

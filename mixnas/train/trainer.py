@@ -57,6 +57,7 @@ class Trainer:
         self.step, self.epoch, self.elapsed, self.skipped = 0, 1, 0.0, 0
         self.last_saved_step: int | None = None
         self._time_up = False  # agreed by all ranks at the last update
+        self.stopped_by_task = False  # validate() asked to stop; a resumed run stays stopped
         self.last_valid: dict[str, Any] = {}
         self._resume_or_start()
 
@@ -69,12 +70,15 @@ class Trainer:
         interval: dict[str, float] = defaultdict(float)
         last_train: dict[str, Any] = {}
         validated_at, tick = None, time.monotonic()
-        stop = self._limit_reached()
+        stop = self.stopped_by_task or self._limit_reached()
         try:
             while not stop:
                 micro = self._next_micro_batches()
                 if not micro:  # the epoch is over
-                    if cfg.max_epochs and self.epoch >= cfg.max_epochs:
+                    if cfg.validate_every_epoch and validated_at != self.step:
+                        stop = self._validate_and_check_stop()
+                        validated_at = self.step
+                    if stop or (cfg.max_epochs and self.epoch >= cfg.max_epochs):
                         break
                     self.epoch += 1
                     self.batches.set_epoch(self.epoch)
@@ -95,7 +99,7 @@ class Trainer:
                     last_train = self._log_train(interval, grad_norm, bar)
                     interval = defaultdict(float)
                 if cfg.validate_every and self.step % cfg.validate_every == 0:
-                    stop = bool(self._validate().get("stop"))
+                    stop = self._validate_and_check_stop()
                     validated_at = self.step
                 if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
@@ -107,8 +111,8 @@ class Trainer:
             last_train = self._log_train(interval, grad_norm, bar)
         if validated_at != self.step:
             self._validate()
-        if self.last_saved_step != self.step:
-            self.save_checkpoint()
+        if self.last_saved_step != self.step or self.stopped_by_task:
+            self.save_checkpoint()  # also records a task's stop request for later resumes
         return {"step": self.step, "epoch": self.epoch, "skipped_updates": self.skipped,
                 "train": last_train, "valid": self.last_valid,
                 "checkpoint": str(checkpoint_path(self.save_dir, self.step))}
@@ -121,6 +125,7 @@ class Trainer:
             state = {
                 "format": FORMAT, "version": 1, "step": self.step, "epoch": self.epoch,
                 "world_size": self.dist.world_size, "elapsed": self.elapsed, "skipped": self.skipped,
+                "stopped_by_task": self.stopped_by_task,
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "batches": self.batches.state_dict(),
                 "rng": rng, "config": self.cfg.to_dict(),
@@ -233,6 +238,10 @@ class Trainer:
             bar.set_postfix(loss=f"{metrics.get('loss', float('nan')):.4g}", lr=f"{metrics['lr']:.3g}")
         return metrics
 
+    def _validate_and_check_stop(self) -> bool:
+        self.stopped_by_task = bool(self._validate().get("stop"))
+        return self.stopped_by_task
+
     def _validate(self) -> dict[str, Any]:
         if not hasattr(self.task, "validate"):
             return {}
@@ -282,6 +291,7 @@ class Trainer:
             self.task.load_state_dict(ckpt["task"])
         self.step, self.epoch = ckpt["step"], ckpt["epoch"]
         self.elapsed, self.skipped = ckpt["elapsed"], ckpt["skipped"]
+        self.stopped_by_task = ckpt["stopped_by_task"]
         self.last_saved_step = self.step
         restore_rng_state(ckpt["rng"][self.dist.rank])
         if self.log is not None:

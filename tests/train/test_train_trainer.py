@@ -76,6 +76,18 @@ def test_stopping_by_epochs_time_and_task_request(tmp_path):
 
     asked = run(tmp_path / "asked", max_updates=50, validate_every=5, task_class=StopsEarly)
     assert asked["step"] == 5 and (tmp_path / "asked" / "checkpoint_00000005.pt").exists()
+    again = run(tmp_path / "asked", max_updates=50, validate_every=5, task_class=StopsEarly)
+    assert again["step"] == 5  # the stop request survives a resume
+
+    class StopsAfterSecondEpoch(ToyTask):
+        def validate(self, model):
+            self.validations = getattr(self, "validations", 0) + 1
+            return {"stop": int(self.validations == 2)}
+
+    per_epoch = run(tmp_path / "per_epoch", max_updates=100, validate_every=0,
+                    validate_every_epoch=True, task_class=StopsAfterSecondEpoch)
+    assert per_epoch["step"] == 24
+    assert [r["step"] for r in _records(tmp_path / "per_epoch", "valid")] == [12, 24]
 
 
 def test_metrics_log_and_tensorboard(tmp_path):
@@ -98,6 +110,10 @@ def test_config_errors_are_one_line_and_name_the_fix():
         TrainConfig(optimizer="sgd", max_updates=3)
     cfg = TrainConfig.from_dict({"betas": [0.9, 0.999], "max_updates": 3})
     assert cfg.betas == (0.9, 0.999)
+    cfg = TrainConfig.from_dict({"lr": "1e-3", "max_updates": "7", "bf16": "true", "betas": "0.9,0.98"})
+    assert (cfg.lr, cfg.max_updates, cfg.bf16, cfg.betas) == (1e-3, 7, True, (0.9, 0.98))
+    with pytest.raises(ValueError, match="option lr expects float, got 'fast'"):
+        TrainConfig.from_dict({"lr": "fast", "max_updates": 3})
 
 
 def test_bad_tasks_and_bad_resumes_are_refused(tmp_path):
