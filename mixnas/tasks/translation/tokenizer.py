@@ -34,8 +34,11 @@ MODEL_TYPES = ("unigram", "bpe")
 
 def file_digest(path: Path) -> str:
     """sha256 of a file's bytes (streams, so large corpora do not need to fit in memory)."""
+    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
