@@ -14,6 +14,8 @@ class UsageError(Exception):
 
 # name -> (module, function that adds the subparser and sets `func`)
 COMMANDS: dict[str, str] = {
+    "train": "mixnas.commands.train:add_train_parser",
+    "evaluate": "mixnas.commands.train:add_evaluate_parser",
     "cost": "mixnas.cost.command:add_parser",
 }
 

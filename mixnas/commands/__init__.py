@@ -1,0 +1,1 @@
+"""CLI subcommands; each module adds its parser (see mixnas.cli.COMMANDS)."""
