@@ -43,6 +43,7 @@ class Trainer:
     def __init__(self, task: Any, config: TrainConfig):
         check_task(task)
         self.task, self.cfg = task, config
+        self._owns_process_group = not torch.distributed.is_initialized()
         self.dist = init_distributed(config.device)
         self.device = self.dist.device
         self.model = task.model.to(self.device)
@@ -140,7 +141,8 @@ class Trainer:
     def close(self) -> None:
         if self.log is not None:
             self.log.close()
-        cleanup(self.dist)
+        if self._owns_process_group:
+            cleanup(self.dist)
 
     def __enter__(self) -> "Trainer":
         return self
@@ -279,7 +281,7 @@ class Trainer:
             if self.log is not None:
                 self.log.truncate_after(0)
             return
-        ckpt = load_checkpoint(path, map_location=self.device)
+        ckpt = load_checkpoint(path)  # on CPU; load_state_dict moves tensors to the device
         if ckpt["world_size"] != self.dist.world_size:
             raise ValueError(f"{path} was written by {ckpt['world_size']} process(es) but this run has "
                              f"{self.dist.world_size}; resume with the same number of processes")

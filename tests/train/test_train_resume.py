@@ -28,8 +28,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     run(reference, **OPTIONS)
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), str(killed),
-                             "--options", json.dumps({**OPTIONS, "sleep": 0.05})],
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), json.dumps([[str(killed), {**OPTIONS, "sleep": 0.05}]])],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60

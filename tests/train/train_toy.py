@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -100,12 +101,21 @@ def run(save_dir, *, max_updates=30, update_freq=1, batch_size=8, dropout=0.0, n
 
 
 def main(argv=None) -> int:
+    """`train_toy.py RUNS`: RUNS is a JSON list of [save_dir, run() options], trained in turn.
+    Under torchrun the process group is created once here, so the runs share it."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("save_dir")
-    parser.add_argument("--options", default="{}", help="JSON keyword arguments for run()")
+    parser.add_argument("runs", help='JSON list of [save_dir, {"option": value}] pairs')
     args = parser.parse_args(argv)
-    summary = run(args.save_dir, **json.loads(args.options))
-    print(json.dumps({"step": summary["step"]}))
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed:
+        torch.distributed.init_process_group("gloo")
+    try:
+        for save_dir, options in json.loads(args.runs):
+            summary = run(save_dir, **options)
+            print(json.dumps({"save_dir": save_dir, "step": summary["step"]}))
+    finally:
+        if distributed:
+            torch.distributed.destroy_process_group()
     return 0
 
 
