@@ -111,8 +111,10 @@ def capture_rng_state() -> dict[str, Any]:
                   "pos": int(np_pos), "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)},
         "torch": torch.get_rng_state(),
     }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        # This process's device only: get_rng_state_all() would open a context on every GPU
+        # from every rank. The trainer uses one device per process.
+        state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 
@@ -124,10 +126,7 @@ def restore_rng_state(state: dict[str, Any]) -> None:
                          npy["has_gauss"], npy["gauss"]))
     torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        if len(state["cuda"]) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
-        else:
-            torch.cuda.set_rng_state(state["cuda"][0].cpu())
+        torch.cuda.set_rng_state(state["cuda"].cpu())
 
 
 def seed_everything(seed: int) -> None:

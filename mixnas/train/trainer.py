@@ -60,7 +60,12 @@ class Trainer:
         self._time_up = False  # agreed by all ranks at the last update
         self.stopped_by_task = False  # validate() asked to stop; a resumed run stays stopped
         self.last_valid: dict[str, Any] = {}
-        self._resume_or_start()
+        self._lr = self.optimizer.param_groups[0]["lr"]  # rate used by the latest update
+        try:
+            self._resume_or_start()
+        except BaseException:
+            self.close()
+            raise
 
     # --- public API ------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
@@ -168,6 +173,9 @@ class Trainer:
             batch = move_to_device(batch, self.device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
                 loss, stats = self.task.loss(self.model, batch, self.step)
+            if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+                raise ValueError(f"{type(self.task).__name__}.loss must return a scalar tensor "
+                                 f"(the summed loss) first, got {getattr(loss, 'shape', type(loss))}")
             if "sample_size" not in stats:
                 raise ValueError(f"{type(self.task).__name__}.loss must return stats with a "
                                  f"'sample_size' entry (the number of samples the loss sums over)")
