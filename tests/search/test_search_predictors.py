@@ -83,13 +83,20 @@ def test_mlp_training_is_seeded(data):
     assert np.array_equal(a, b)
 
 
-def test_latency_like_target_mape(data):
-    """A positive cost target (like latency) gets a small relative error from the MLP."""
+@pytest.mark.parametrize("make", [lambda n: GBDTPredictor(n, seed=0, log_target=True),
+                                  lambda n: MLPPredictor(n, seed=0, epochs=40, log_target=True)], ids=["gbdt", "mlp"])
+def test_latency_like_target_with_log_target(data, make, tmp_path):
+    """A positive cost target (like latency) is fitted in log space and predicted back > 0."""
     space, archs, X, _, names = data
     n = 400
     y = np.array([width_cost(a) for a in archs[:n]]) / 1e5 * (1 + X[:n, -1] / 30)
-    metrics = fit_predictor(MLPPredictor(names, seed=0, epochs=40), X[:n], y)
+    predictor = make(names)
+    metrics = fit_predictor(predictor, X[:n], y, directory=tmp_path)
     assert metrics["held_out"]["mape"] < 10, metrics
+    assert np.all(predictor.predict(X[:n]) > 0)
+    assert np.array_equal(load_predictor(tmp_path).predict(X[:n]), predictor.predict(X[:n]))
+    with pytest.raises(ValueError, match="positive targets"):
+        make(names).fit(X[:n], y - y.mean())
 
 
 def test_bad_inputs_give_clear_errors(data, tmp_path):
