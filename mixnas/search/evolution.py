@@ -2,10 +2,11 @@
 
 Each generation: score the population with the objective (one batched call), keep the best
 `parents`, then make `mutations` children by mutating random parents (per-gene probability
-`mutation_prob`) and `crossovers` children by uniform crossover of two random parents. A child
-that breaks a constraint is thrown away and proposed again (at most `max_attempts` proposals
-per child; after that a copy of a parent, which is feasible, takes the slot and the history
-says so). The initial population is random feasible samples.
+`mutation_prob`) and `crossovers` children by uniform crossover of two random parents
+(parents are distinct architectures, see `_select_parents`). A child that breaks a constraint
+is thrown away and proposed again (at most `max_attempts` proposals per child; after that a
+copy of a parent, which is feasible, takes the slot and the history says so). The initial
+population is random feasible samples.
 
 All randomness comes from one `random.Random(seed)`. After every generation the state (next
 population, RNG state, parents, history) is written atomically to `state_path`; `resume=True`
@@ -126,11 +127,13 @@ def evolution_search(space: Any, objective: Objective, constraints: Sequence[Con
         population = [arch_from_dict(d) for d in state["population"]]
         parents = [(arch_from_dict(p["arch"]), p["score"]) for p in state["parents"]]
         rng.setstate(_rng_state_from_json(state["rng_state"]))
+        if generation > config.generations:
+            raise ValueError(f"search state {state_path} already has {generation} generations, more than the "
+                             f"{config.generations} asked for; ask for at least {generation} or use a new state path")
 
     while generation < config.generations:
         values = _score(objective, population, dict(parents))
-        order = np.argsort(-sign * values, kind="stable")[: config.parents]
-        parents = [(population[i], float(values[i])) for i in order]
+        parents = _select_parents(population, values, config.parents, sign)
         parent_archs = [a for a, _ in parents]
         mutants, resampled_m = fill(config.mutations, lambda: space.mutate(
             rng.choice(parent_archs), config.mutation_prob, rng))
@@ -157,6 +160,19 @@ def evolution_search(space: Any, objective: Objective, constraints: Sequence[Con
     best, best_score = parents[0]
     return SearchResult(best=best, best_score=best_score, top=parents, history=history,
                         constraint_values={c.name: c.value(best) for c in constraints})
+
+
+def _select_parents(population: list[Any], values: np.ndarray, k: int, sign: float) -> list[tuple[Any, float]]:
+    """The k fittest *distinct* architectures (ties by position), with their objective values.
+    HAT keeps duplicates; a crossover of a parent with itself or an unchanged mutant would
+    otherwise crowd the parents with copies of one architecture. If the population holds
+    fewer than k distinct ones, the best duplicates fill the rest."""
+    order = np.argsort(-sign * values, kind="stable")
+    seen, first, repeats = set(), [], []
+    for i in order:
+        (repeats if population[i] in seen else first).append(i)
+        seen.add(population[i])
+    return [(population[i], float(values[i])) for i in (first + repeats)[:k]]
 
 
 # ---------------------------------------------------------------- state file

@@ -146,3 +146,17 @@ def test_sigkill_then_resume_gives_the_identical_result(space, tmp_path):
     resumed = evolution_search(space, linear_score(space), config=config, state_path=state, resume=True)
     straight = evolution_search(space, linear_score(space), config=config)
     assert resumed.to_dict() == straight.to_dict()
+
+
+def test_parents_are_distinct_and_extending_a_finished_state_is_checked(space, tmp_path):
+    state = tmp_path / "s.json"
+    result = evolution_search(space, linear_score(space), config=EvolutionConfig(generations=4, **SMALL),
+                              state_path=state)
+    archs = [a for a, _ in result.top]
+    assert len(set(archs)) == len(archs) == SMALL["parents"]
+    with pytest.raises(ValueError, match="already has 4 generations"):
+        evolution_search(space, linear_score(space), config=EvolutionConfig(generations=2, **SMALL),
+                         state_path=state, resume=True)
+    again = evolution_search(space, linear_score(space), config=EvolutionConfig(generations=4, **SMALL),
+                             state_path=state, resume=True)
+    assert again.to_dict() == result.to_dict()
