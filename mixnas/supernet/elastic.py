@@ -41,9 +41,11 @@ class ElasticLinear(nn.Module):
             nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: Tensor) -> Tensor:
-        o = self.active_out
+        o, i = self.active_out, x.shape[-1]
+        if o == self.out_features and i == self.in_features:  # full width: no slice to scatter back
+            return F.linear(x, self.weight, self.bias)
         bias = None if self.bias is None else self.bias[:o]
-        return F.linear(x, self.weight[:o, :x.shape[-1]], bias)
+        return F.linear(x, self.weight[:o, :i], bias)
 
 
 class ElasticEmbedding(nn.Module):

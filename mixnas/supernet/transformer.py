@@ -94,8 +94,6 @@ class SupernetTransformer(EncoderDecoder):
         self._check_fits(arch)
         self.encoder_embed.active_dim = arch.encoder_embed_dim
         self.decoder_embed.active_dim = arch.decoder_embed_dim
-        if self.output_projection is not None:
-            self.output_projection.active_out = self.config.tgt_vocab
         for layer, a in zip(self.encoder_layers, arch.encoder_layers):
             layer.self_attn.set_active(a.attention, a.heads, arch.qkv_dim, arch.encoder_embed_dim)
             _set_ffn(layer, a.ffn_dim, arch.encoder_embed_dim)
