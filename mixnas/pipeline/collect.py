@@ -1,0 +1,128 @@
+"""Performance and cost collection (pipeline steps 2-3): N random sub-networks scored with
+inherited supernet weights on a fixed validation subset, with their FLOPs, parameters and
+measured latency, written to a CSV that the predictors read.
+
+The architectures are the first N of a stream named by the seed, so a run is reproducible
+and a longer run extends a shorter one. The CSV is rewritten atomically every `collect.chunk`
+rows; a killed collection keeps every row already written and `collect` continues after the
+last one (after checking that those rows are the architectures this config would draw).
+
+Columns: index, arch (JSON of arch.to_dict()), score (the task's search metric: validation
+accuracy for classification, loss per token for translation), val_<metric> for each metric
+of the scoring call, flops / flops_no_emb and params / params_no_emb (mixnas.cost, with and
+without embeddings and output layer), latency_ms / latency_std_ms (empty when not measured),
+then one feat:<name> column per entry of space.encode(arch).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..cost import count_flops, count_params, measure_latency
+from ..space import arch_from_dict
+from .config import PipelineConfig
+from .scoring import fixed_archs, load_supernet, score
+
+METRICS = {"classification": ("loss", "accuracy"), "translation": ("loss", "nll")}
+COST_COLUMNS = ("flops", "flops_no_emb", "params", "params_no_emb", "latency_ms", "latency_std_ms")
+
+
+def collect_columns(space, task_kind: str) -> list[str]:
+    return (["index", "arch", "score"] + [f"val_{m}" for m in METRICS[task_kind]] + list(COST_COLUMNS)
+            + [f"feat:{name}" for name in space.feature_names()])
+
+
+def collect(cfg: PipelineConfig, supernet_path: str | Path, out_csv: str | Path,
+            num_archs: int | None = None, progress=None) -> dict[str, Any]:
+    """Score `num_archs` (default collect.num_archs) sub-networks into `out_csv`, keeping and
+    continuing after the rows it already holds. Returns {"rows", "new_rows", "path"}."""
+    c = cfg.collect
+    total = c.num_archs if num_archs is None else num_archs
+    if total < 1:
+        raise ValueError(f"the number of architectures must be >= 1, got {total}")
+    task, space, supernet = load_supernet(cfg, supernet_path)
+    model_config = task.model_config(cfg.model.config)
+    columns = collect_columns(space, task.kind)
+    archs = fixed_archs(space, cfg.seed, total, "collect")
+    out = Path(out_csv)
+    rows = read_rows(out, columns) if out.exists() else []
+    for row, arch in zip(rows, archs):
+        if arch_from_dict(json.loads(row["arch"])) != arch:
+            raise ValueError(f"{out} row {row['index']} holds another architecture than this config draws "
+                             f"(different seed or space); move it away or choose another --out")
+    rows = rows[:total]
+    kept = len(rows)
+    for index in range(kept, total):
+        rows.append(_row(index, archs[index], task, space, supernet, model_config, cfg))
+        if len(rows) % c.chunk == 0 or index == total - 1:
+            write_rows(out, columns, rows)
+            if progress is not None:
+                progress(len(rows), total)
+    if kept == total:
+        write_rows(out, columns, rows)  # e.g. a shorter re-run truncating the table
+    return {"rows": len(rows), "new_rows": len(rows) - kept, "path": str(out)}
+
+
+def _row(index: int, arch, task, space, supernet, model_config, cfg: PipelineConfig) -> dict[str, Any]:
+    c = cfg.collect
+    supernet.set_arch(arch)
+    metrics = score(task, supernet, c.score_limit)
+    row: dict[str, Any] = {"index": index, "arch": json.dumps(arch.to_dict(), sort_keys=True),
+                           "score": metrics["score"]}
+    row.update({f"val_{m}": metrics[m] for m in METRICS[task.kind]})
+    row.update(flops=count_flops(arch, model_config), flops_no_emb=count_flops(arch, model_config, include_embeddings=False),
+               params=count_params(arch, model_config),
+               params_no_emb=count_params(arch, model_config, include_embeddings=False),
+               latency_ms="", latency_std_ms="")
+    if c.latency:
+        result = measure_latency(supernet.extract(arch), device=c.latency_device, threads=c.latency_threads,
+                                 warmup=c.latency_warmup, runs=c.latency_runs)
+        row.update(latency_ms=result.ms_mean, latency_std_ms=result.ms_std)
+    row.update({f"feat:{n}": float(v) for n, v in zip(space.feature_names(), space.encode(arch))})
+    return row
+
+
+def write_rows(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    """The whole table, atomically: readers see the old file or the complete new one."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(buffer.getvalue())
+    os.replace(tmp, path)
+
+
+def read_rows(path: Path, columns: list[str] | None = None) -> list[dict[str, str]]:
+    """Rows of a collect CSV as strings; checks the header when `columns` is given."""
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if columns is not None and reader.fieldnames != columns:
+            raise ValueError(f"{path} has columns {reader.fieldnames}, not those of this config's collection "
+                             f"(another task or space?); move it away or choose another --out")
+        rows = list(reader)
+    for i, row in enumerate(rows):
+        if row.get("index") != str(i):
+            raise ValueError(f"{path} row {i + 1} has index {row.get('index')!r}, expected {i}; the file is corrupt")
+    return rows
+
+
+def load_collected(path: str | Path) -> list[dict[str, Any]]:
+    """A collect CSV with numbers parsed (floats; None for empty latency) and the arch decoded."""
+    out = []
+    for row in read_rows(Path(path)):
+        parsed: dict[str, Any] = {}
+        for key, value in row.items():
+            if key == "arch":
+                parsed[key] = arch_from_dict(json.loads(value))
+            elif key == "index":
+                parsed[key] = int(value)
+            else:
+                parsed[key] = float(value) if value != "" else None
+        out.append(parsed)
+    return out
