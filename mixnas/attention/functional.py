@@ -11,6 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 
 def check_qkv(q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor | None) -> None:
@@ -81,9 +82,46 @@ def linear_attention(qf: Tensor, kf: Tensor, v: Tensor, eps: float) -> tuple[Ten
     qf, kf: (B, H, L, D) feature-mapped queries/keys (padded keys already zeroed); v: (B, H, Lk, d).
     O(L D d) time, O(D d) state. Returns (out, kv, z) so cross-attention can cache kv and z.
     """
-    kv = kf.transpose(-1, -2) @ v  # (B, H, D, d)
-    z = kf.sum(-2)  # (B, H, D)
-    return linear_readout(qf, kv, z, eps), kv, z
+    return _LinearAttention.apply(qf, kf, v, eps)
+
+
+class _LinearAttention(torch.autograd.Function):
+    """Non-causal linear attention with a hand-written backward.
+
+    Autograd through the plain formula spends most of its time in elementwise passes over
+    (L, D) tensors (division backward, gradient accumulation of qf and kf used twice); here
+    every (L, *) tensor of the backward is produced by one matmul plus at most one fused
+    update. Gradients of the returned kv and z (cached cross-attention state) are supported.
+    """
+
+    @staticmethod
+    def forward(ctx, qf: Tensor, kf: Tensor, v: Tensor, eps: float):
+        kv = kf.transpose(-1, -2) @ v  # (B, H, D, d)
+        z = kf.sum(-2)  # (B, H, D)
+        den = qf @ z.unsqueeze(-1)  # (B, H, L, 1)
+        inv = den.clamp_min(eps).reciprocal_()
+        out = (qf @ kv).mul_(inv)
+        ctx.save_for_backward(qf, kf, v, kv, z, out, inv, den >= eps)
+        return out, kv, z
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_out: Tensor, g_kv: Tensor, g_z: Tensor):
+        # Autograd materialises unused output gradients as zeros, so none of them is None.
+        qf, kf, v, kv, z, out, inv, unclamped = ctx.saved_tensors
+        g_qf = g_kf = g_v = None
+        g_num = g_out * inv  # (B, H, L, d)
+        # out = num / den  =>  d out / d den = -out / den; no gradient where den was clamped.
+        g_den = -(g_out * out).sum(-1, keepdim=True) * inv * unclamped  # (B, H, L, 1)
+        g_kv = g_kv + qf.transpose(-1, -2) @ g_num  # (B, H, D, d)
+        g_z = g_z + (qf.transpose(-1, -2) @ g_den).squeeze(-1)  # (B, H, D)
+        if ctx.needs_input_grad[0]:
+            g_qf = (g_num @ kv.transpose(-1, -2)).addcmul_(g_den, z.unsqueeze(-2))
+        if ctx.needs_input_grad[1]:
+            g_kf = (v @ g_kv.transpose(-1, -2)).add_(g_z.unsqueeze(-2))
+        if ctx.needs_input_grad[2]:
+            g_v = kf @ g_kv
+        return g_qf, g_kf, g_v, None
 
 
 def linear_readout(qf: Tensor, kv: Tensor, z: Tensor, eps: float) -> Tensor:
@@ -99,7 +137,8 @@ def causal_linear_attention(qf: Tensor, kf: Tensor, v: Tensor, eps: float, chunk
     """Causal linear attention, chunked: exact masked product inside each chunk of `chunk`
     positions plus the prefix sums of the chunks before it (and of an initial state kv0, z0).
 
-    Memory is O(L D + (L/chunk) D d) per head, never the (L, D, d) cumulative-sum tensor.
+    Memory is O(L D + L chunk + (L / chunk) D d) per head, never the (L, D, d) cumulative-sum
+    tensor of the reference code.
     Returns (out, kv_final, z_final): the final sums continue decoding from here.
     """
     b, h, n, dim = qf.shape
@@ -119,19 +158,74 @@ def causal_linear_attention(qf: Tensor, kf: Tensor, v: Tensor, eps: float, chunk
     qc = qf.reshape(b, h, nc, c, dim)
     kc = kf.reshape(b, h, nc, c, dim)
     vc = v.reshape(b, h, nc, c, d)
-    tril = torch.ones(c, c, dtype=torch.bool, device=qf.device).tril()
-    scores = (qc @ kc.transpose(-1, -2)).masked_fill(~tril, 0.0)  # (b, h, nc, c, c)
-    kv_chunk = kc.transpose(-1, -2) @ vc  # (b, h, nc, D, d)
-    z_chunk = kc.sum(-2)  # (b, h, nc, D)
-    kv_incl = torch.cumsum(kv_chunk, dim=2) + kv0.unsqueeze(2)
-    z_incl = torch.cumsum(z_chunk, dim=2) + z0.unsqueeze(2)
-    kv_prev = torch.cat([kv0.unsqueeze(2), kv_incl[:, :, :-1]], dim=2)
-    z_prev = torch.cat([z0.unsqueeze(2), z_incl[:, :, :-1]], dim=2)
-    num = scores @ vc + qc @ kv_prev
-    den = scores.sum(-1) + (qc @ z_prev.unsqueeze(-1)).squeeze(-1)
-    out = num / den.clamp_min(eps).unsqueeze(-1)
-    out = out.reshape(b, h, nc * c, d)[:, :, :n]
-    return out, kv_incl[:, :, -1], z_incl[:, :, -1]
+    out, kv, z = _CausalLinearAttention.apply(qc, kc, vc, kv0, z0, eps)
+    return out.reshape(b, h, nc * c, d)[:, :, :n], kv, z
+
+
+def _exclusive_scan_(buf: Tensor, start: Tensor) -> Tensor:
+    """In place along dim 2: buf[:, :, i] <- start + sum_{j < i} buf[:, :, j]; returns the total.
+    (A loop over the few chunks: torch.cumsum along a middle dimension is several times
+    slower on CPU, and the exclusive form needs no concatenation.)"""
+    running = start
+    for i in range(buf.shape[2]):
+        total = running + buf[:, :, i]
+        buf[:, :, i].copy_(running)
+        running = total
+    return running
+
+
+def _reverse_exclusive_scan_(buf: Tensor, start: Tensor) -> Tensor:
+    """In place: buf[:, :, j] <- start + sum_{i > j} buf[:, :, i]; returns start + sum of all."""
+    running = start
+    for j in range(buf.shape[2] - 1, -1, -1):
+        total = running + buf[:, :, j]
+        buf[:, :, j].copy_(running)
+        running = total
+    return running
+
+
+class _CausalLinearAttention(torch.autograd.Function):
+    """The chunked causal form on (B, H, C, c, *) chunks, with a hand-written backward.
+
+    Chunk i: num = tril(q_i k_i^T) v_i + q_i KV_i,  den = tril(q_i k_i^T) 1 + q_i Z_i, where
+    KV_i, Z_i are the sums over the chunks before i (plus the initial state). Saved for the
+    backward: the (c, c) chunk scores, KV_i and Z_i, i.e. O(L c + (L / c) D d) per head.
+    """
+
+    @staticmethod
+    def forward(ctx, qc, kc, vc, kv0, z0, eps: float):
+        c = qc.shape[-2]
+        tril = torch.ones(c, c, dtype=torch.bool, device=qc.device).tril()
+        scores = (qc @ kc.transpose(-1, -2)).masked_fill_(~tril, 0.0)  # (B, H, C, c, c)
+        kv_prev = kc.transpose(-1, -2) @ vc  # per-chunk sums (B, H, C, D, d) ...
+        z_prev = kc.sum(-2)  # (B, H, C, D)
+        kv_final = _exclusive_scan_(kv_prev, kv0)  # ... turned into the sums before each chunk
+        z_final = _exclusive_scan_(z_prev, z0)
+        den = (qc @ z_prev.unsqueeze(-1)).add_(scores.sum(-1, keepdim=True))  # (B, H, C, c, 1)
+        inv = den.clamp_min(eps).reciprocal_()
+        out = (qc @ kv_prev).add_(scores @ vc).mul_(inv)
+        ctx.save_for_backward(qc, kc, vc, scores, kv_prev, z_prev, out, inv, den >= eps, tril)
+        return out, kv_final, z_final
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_out, g_kv_final, g_z_final):
+        qc, kc, vc, scores, kv_prev, z_prev, out, inv, unclamped, tril = ctx.saved_tensors
+        g_num = g_out * inv
+        g_den = (g_out * out).sum(-1, keepdim=True).mul_(inv).mul_(unclamped).neg_()  # (B, H, C, c, 1)
+        # Inside each chunk: num += scores v, den += scores 1.
+        g_scores = (g_num @ vc.transpose(-1, -2)).add_(g_den).masked_fill_(~tril, 0.0)
+        g_q = (g_scores @ kc).add_(g_num @ kv_prev.transpose(-1, -2)).addcmul_(g_den, z_prev.unsqueeze(-2))
+        g_k = g_scores.transpose(-1, -2) @ qc
+        g_v = scores.transpose(-1, -2) @ g_num
+        # Across chunks: num += q KV_prev, den += q Z_prev; chunk j's sums reach every later chunk.
+        g_kv = qc.transpose(-1, -2) @ g_num  # (B, H, C, D, d)
+        g_z = (qc.transpose(-1, -2) @ g_den).squeeze(-1)  # (B, H, C, D)
+        g_kv0 = _reverse_exclusive_scan_(g_kv, g_kv_final)
+        g_z0 = _reverse_exclusive_scan_(g_z, g_z_final)
+        g_k.add_(vc @ g_kv.transpose(-1, -2)).add_(g_z.unsqueeze(-2))
+        g_v.add_(kc @ g_kv)
+        return g_q, g_k, g_v, g_kv0, g_z0, None
 
 
 def causal_linear_attention_cumsum(qf: Tensor, kf: Tensor, v: Tensor, eps: float) -> Tensor:
@@ -155,8 +249,9 @@ def cosformer_features(x: Tensor, positions: Tensor, max_len: int) -> Tensor:
         raise ValueError(f"cosformer position {int(positions.max())} is beyond max_len={max_len}; "
                          f"build the attention with a larger max_len")
     angle = (math.pi / (2 * max_len)) * positions.to(x.dtype)
-    r = torch.relu(x)
-    return torch.cat([r * torch.sin(angle)[:, None], r * torch.cos(angle)[:, None]], dim=-1)
+    trig = torch.stack([torch.sin(angle), torch.cos(angle)], dim=-1).unsqueeze(-1)  # (L, 2, 1)
+    # One broadcast multiply writes both halves: (B, H, L, 2, d) -> (B, H, L, 2d), no cat.
+    return (torch.relu(x).unsqueeze(-2) * trig).flatten(-2)
 
 
 def elu_features(x: Tensor) -> Tensor:

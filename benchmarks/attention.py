@@ -1,0 +1,313 @@
+"""Attention kernel benchmark (issue 2): time, peak memory, decoding and achieved GFLOP/s.
+
+    python benchmarks/attention.py [--lengths 256 1024 4096 8192] [--json PATH] [--repeats R]
+
+Setting: B=1, H=8, head dim 64, fp32, torch.set_num_threads(2), every registered kind,
+non-causal and causal self-attention, plus the baseline kind `cosformer_cumsum_reference`
+(causal cosFormer through the (N, 2d, d) cumulative-sum form of the reference code).
+
+- `fwd`: the kernel's forward on inputs that do not require grad (inference forward).
+- `fwd_bwd`: forward on inputs that require grad, then backward of the output's sum.
+- `ms`: median wall time over R timed calls after one warm-up call.
+- `peak_mb`: torch has no peak-memory counter on CPU, so the pass is re-run once under
+  `torch.profiler.profile(profile_memory=True)`. The profiler records every allocation and
+  free of the CPU allocator as a `[memory]` event with a signed byte count; sorted by time, a
+  running sum of those events is the memory held by tensors created during the pass, and its
+  maximum is the peak. The inputs q, k, v (allocated before the pass) are not counted; the
+  gradients of q, k, v written by backward are. This counts tensor bytes only (not allocator
+  slack or the Python heap), the same way for every kind.
+- Combinations that would take more than ~30 s per call or more than ~8 GB are skipped and
+  recorded with `ms: null` and a `skipped` reason. The estimate extrapolates the previous
+  length's measurement (x^2 for quadratic kinds and for the materialised (N, N) or (N, 2d, d)
+  tensors, x^1 otherwise); the first length uses an analytic bound.
+- Decode: one MultiheadAttention (E=512, H=8) causal self-attention step, given the state
+  after `position` tokens; median over many steps (the state is immutable, so each step
+  starts from the same one).
+- Matmul GFLOP/s: a 2048 x 2048 fp32 matmul (2 n^3 flops). Cosformer's achieved GFLOP/s: the
+  analytic flop count of its non-causal forward (see `cosformer_forward_flops`) / its time.
+
+The `targets` section of the JSON evaluates each target of issue 2 on the ratios of this run.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from mixnas.attention import build_kernel, get_spec, kinds
+from mixnas.attention.functional import causal_linear_attention_cumsum, cosformer_features
+
+BATCH, HEADS, HEAD_DIM, THREADS = 1, 8, 64, 2
+REFERENCE = "cosformer_cumsum_reference"
+MAX_CALL_S, MAX_PEAK_MB = 30.0, 8192.0
+COSFORMER_MAX_LEN = 8192  # M must exceed the longest position benchmarked
+
+
+# --------------------------------------------------------------------------- what is run
+def attention_fn(kind: str, causal: bool):
+    """A function (q, k, v) -> out for one kind and mode."""
+    if kind == REFERENCE:
+        kernel = build_kernel("cosformer", HEAD_DIM, max_len=COSFORMER_MAX_LEN)
+
+        def reference(q, k, v):
+            pos = torch.arange(q.shape[2])
+            qf, kf = cosformer_features(q, pos, kernel.max_len), cosformer_features(k, pos, kernel.max_len)
+            return causal_linear_attention_cumsum(qf, kf, v, kernel.eps)
+        return reference
+    opts = {"max_len": COSFORMER_MAX_LEN} if kind == "cosformer" else {}
+    kernel = build_kernel(kind, HEAD_DIM, **opts)
+    return lambda q, k, v: kernel(q, k, v, causal=causal)[0]
+
+
+def inputs(n: int, grad: bool):
+    gen = torch.Generator().manual_seed(n)
+    return [torch.randn(BATCH, HEADS, n, HEAD_DIM, generator=gen).requires_grad_(grad) for _ in range(3)]
+
+
+def run_pass(fn, qkv, pass_name: str):
+    if pass_name == "fwd":
+        with torch.no_grad():
+            fn(*qkv)
+        return
+    for t in qkv:
+        t.grad = None
+    fn(*qkv).sum().backward()
+
+
+# --------------------------------------------------------------------------- measurement
+def median_ms(call, repeats: int) -> float:
+    call()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def peak_mb(call) -> float:
+    """Peak bytes held by tensors allocated during `call` (running sum of profiler memory events)."""
+    with quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        call()
+    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
+                    if e.name() == "[memory]")
+    held = peak = 0
+    for _, nbytes in events:
+        held += nbytes
+        peak = max(peak, held)
+    return peak / 2**20
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """The profiler's C++ backend prints a line on stderr at every start and stop; hide them."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def is_quadratic(kind: str, causal: bool) -> bool:
+    """Memory grows like N^2 (explicit score matrix) or the cumsum reference's N-sized d x d stack."""
+    if kind == REFERENCE:
+        return False
+    return not get_spec(kind).linear_complexity and (kind != "softmax")
+
+
+def analytic_peak_mb(kind: str, n: int) -> float:
+    """Upper-bound guess used only when no smaller length was measured first."""
+    if kind == REFERENCE:  # a few (B, H, N, 2d, d) tensors
+        return 4 * BATCH * HEADS * n * 2 * HEAD_DIM * HEAD_DIM * 4 / 2**20
+    if is_quadratic(kind, True):  # a few (B, H, N, N) tensors
+        return 6 * BATCH * HEADS * n * n * 4 / 2**20
+    return 64 * BATCH * HEADS * n * HEAD_DIM * 4 / 2**20
+
+
+def skip_reason(kind: str, n: int, previous: dict | None) -> str | None:
+    if previous is not None and previous.get("ms") is not None:
+        scale = n / previous["n"]
+        time_exp = 1 if (kind == REFERENCE or get_spec(kind).linear_complexity) else 2
+        est_s = previous["ms"] / 1e3 * scale ** time_exp
+        est_mb = previous["peak_mb"] * scale ** (2 if is_quadratic(kind, True) else 1)
+    elif previous is not None:  # a smaller length was already skipped
+        return previous["skipped"]
+    else:
+        est_s, est_mb = 0.0, analytic_peak_mb(kind, n)
+    if est_s > MAX_CALL_S:
+        return f"estimated {est_s:.0f} s per call > {MAX_CALL_S:.0f} s"
+    if est_mb > MAX_PEAK_MB:
+        return f"estimated peak {est_mb / 1024:.1f} GB > {MAX_PEAK_MB / 1024:.0f} GB"
+    return None
+
+
+def kernel_results(lengths: list[int], repeats: int) -> list[dict]:
+    combos = [(kind, causal) for kind in kinds() for causal in (False, True)] + [(REFERENCE, True)]
+    results, last = [], {}
+    for kind, causal in combos:
+        fn = attention_fn(kind, causal)
+        for n in sorted(lengths):
+            for pass_name in ("fwd", "fwd_bwd"):
+                row = {"kind": kind, "causal": causal, "n": n, "pass": pass_name}
+                reason = skip_reason(kind, n, last.get((kind, causal, pass_name)))
+                if reason:
+                    row.update(ms=None, peak_mb=None, skipped=reason)
+                else:
+                    qkv = inputs(n, grad=pass_name == "fwd_bwd")
+                    call = lambda: run_pass(fn, qkv, pass_name)  # noqa: E731
+                    row["peak_mb"] = round(peak_mb(call), 2)  # also serves as the warm-up
+                    single_s = median_ms(call, 1) / 1e3
+                    row["ms"] = round(median_ms(call, max(1, min(repeats, int(20 / max(single_s, 1e-4))))), 3)
+                    del qkv
+                last[(kind, causal, pass_name)] = row
+                results.append(row)
+                print(format_row(row), flush=True)
+    return results
+
+
+def format_row(row: dict) -> str:
+    mode = "causal" if row["causal"] else "full"
+    if row["ms"] is None:
+        return f"{row['kind']:>28} {mode:>6} {row['n']:>6} {row['pass']:>8}   skipped: {row['skipped']}"
+    return f"{row['kind']:>28} {mode:>6} {row['n']:>6} {row['pass']:>8} {row['ms']:>11.2f} ms {row['peak_mb']:>10.1f} MB"
+
+
+def decode_results(positions=(10, 100, 1000), steps: int = 200) -> list[dict]:
+    out = []
+    torch.manual_seed(0)
+    for kind in ("cosformer", "softmax"):
+        attn = build_mha(kind).eval()
+        for position in positions:
+            with torch.no_grad():
+                _, state = attn(torch.randn(1, position, 512), causal=True, return_state=True)
+                x = torch.randn(1, 1, 512)
+                ms = median_ms(lambda: attn(x, causal=True, state=state), steps)
+            out.append({"kind": kind, "position": position, "ms": round(ms, 4)})
+            print(f"{'decode ' + kind:>28} position {position:>5} {ms:>9.4f} ms/step", flush=True)
+    return out
+
+
+def build_mha(kind: str):
+    from mixnas.attention import MultiheadAttention
+    return MultiheadAttention(512, 8, kind)
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    return 2 * n**3 / (median_ms(lambda: a @ b, repeats) / 1e3) / 1e9
+
+
+def cosformer_forward_flops(n: int) -> float:
+    """Multiply-adds x 2 of the non-causal forward: phi(k)^T v (N x 2d x d), phi(q) (kv)
+    (N x 2d x d), phi(q) . z (N x 2d), sum of phi(k) (N x 2d); feature maps not counted."""
+    feat = 2 * HEAD_DIM
+    per_head = 2 * n * feat * HEAD_DIM * 2 + 2 * n * feat + n * feat
+    return BATCH * HEADS * per_head
+
+
+# --------------------------------------------------------------------------- targets of issue 2
+def find(results, kind, causal, n, pass_name):
+    for row in results:
+        if (row["kind"], row["causal"], row["n"], row["pass"]) == (kind, causal, n, pass_name):
+            return row if row["ms"] is not None else None
+    return None
+
+
+def target(name: str, measured: float | None, op: str, goal: float, detail: str) -> dict:
+    if measured is None:
+        return {"target": name, "measured": None, "goal": f"{op} {goal}", "pass": None,
+                "detail": detail + " (not measured in this run)"}
+    ok = measured >= goal if op == ">=" else measured <= goal
+    return {"target": name, "measured": round(measured, 3), "goal": f"{op} {goal}", "pass": ok, "detail": detail}
+
+
+def evaluate_targets(results, decode, achieved, machine) -> list[dict]:
+    def ratio(a, b, key):
+        return None if a is None or b is None else a[key] / b[key]
+
+    cos_full = find(results, "cosformer", False, 4096, "fwd_bwd")
+    soft_full = find(results, "softmax", False, 4096, "fwd_bwd")
+    cos_causal = find(results, "cosformer", True, 4096, "fwd_bwd")
+    soft_causal = find(results, "softmax", True, 4096, "fwd_bwd")
+    ref_causal = find(results, REFERENCE, True, 4096, "fwd_bwd")
+    small, big = find(results, "cosformer", False, 1024, "fwd_bwd"), find(results, "cosformer", False, 8192, "fwd_bwd")
+    exponent = None if small is None or big is None else math.log(big["ms"] / small["ms"]) / math.log(8)
+    steps = {(d["kind"], d["position"]): d["ms"] for d in decode}
+    decode_ratio = (steps[("cosformer", 1000)] / steps[("cosformer", 10)]
+                    if ("cosformer", 1000) in steps and ("cosformer", 10) in steps else None)
+    at_8192 = [a for a in achieved if a["n"] == 8192]
+    share = at_8192[0]["gflops"] / machine["matmul_gflops"] if at_8192 else None
+    return [
+        target("non-causal fwd+bwd N=4096: softmax time / cosformer time", ratio(soft_full, cos_full, "ms"), ">=", 10,
+               "speed-up of cosformer over softmax"),
+        target("non-causal fwd+bwd N=4096: cosformer peak / softmax peak", ratio(cos_full, soft_full, "peak_mb"),
+               "<=", 0.125, "memory share"),
+        target("non-causal cosformer fwd+bwd time exponent 1024 -> 8192", exponent, "<=", 1.15,
+               "log(t8192 / t1024) / log 8"),
+        target("causal fwd+bwd N=4096: cumsum reference time / cosformer time", ratio(ref_causal, cos_causal, "ms"),
+               ">=", 5, "speed-up over the reference form"),
+        target("causal fwd+bwd N=4096: cosformer peak / cumsum reference peak", ratio(cos_causal, ref_causal, "peak_mb"),
+               "<=", 0.1, "memory share"),
+        target("causal fwd+bwd N=4096: softmax time / cosformer time", ratio(soft_causal, cos_causal, "ms"), ">=", 4,
+               "speed-up over causal softmax"),
+        target("decode step: position 1000 / position 10", decode_ratio, "<=", 1.2, "cosformer, one layer"),
+        target("non-causal cosformer fwd N=8192: achieved / matmul GFLOP/s", share, ">=", 0.4, "share of peak"),
+    ]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[256, 1024, 4096, 8192])
+    parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls per measurement (median)")
+    args = parser.parse_args(argv)
+    if any(n < 1 or n > COSFORMER_MAX_LEN for n in args.lengths):
+        parser.error(f"--lengths must lie in [1, {COSFORMER_MAX_LEN}]")
+    if args.repeats < 1:
+        parser.error("--repeats must be >= 1")
+    torch.set_num_threads(THREADS)
+    machine = {"threads": THREADS, "matmul_gflops": round(matmul_gflops(), 1), "torch": torch.__version__,
+               "cpu": platform.processor() or platform.machine(), "load_avg_1m": round(os.getloadavg()[0], 2)}
+    print(f"fp32 matmul 2048^3: {machine['matmul_gflops']} GFLOP/s on {THREADS} threads "
+          f"(1-min load average {machine['load_avg_1m']})")
+    print(f"{'kind':>28} {'mode':>6} {'N':>6} {'pass':>8} {'median':>14} {'peak':>13}")
+    results = kernel_results(args.lengths, args.repeats)
+    decode = decode_results()
+    achieved = []
+    n_max = max(args.lengths)
+    row = find(results, "cosformer", False, n_max, "fwd")
+    if row is not None:
+        gflops = cosformer_forward_flops(n_max) / (row["ms"] / 1e3) / 1e9
+        achieved.append({"kind": "cosformer", "causal": False, "n": n_max, "pass": "fwd", "gflops": round(gflops, 1)})
+        print(f"cosformer non-causal forward N={n_max}: {gflops:.1f} GFLOP/s "
+              f"({100 * gflops / machine['matmul_gflops']:.0f}% of matmul)")
+    targets = evaluate_targets(results, decode, achieved, machine)
+    print("\ntargets of issue 2:")
+    for t in targets:
+        verdict = {True: "PASS", False: "MISS", None: "n/a "}[t["pass"]]
+        print(f"  {verdict} {t['target']}: {t['measured']} (goal {t['goal']})")
+    if args.json:
+        tmp = args.json + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"machine": machine, "results": results, "decode": decode, "achieved_gflops": achieved,
+                       "targets": targets}, f, indent=1)
+        os.replace(tmp, args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
