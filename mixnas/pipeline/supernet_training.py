@@ -45,8 +45,10 @@ from .scoring import (SPACE_FILE, SUPERNET_FILE, build_supernet, build_task, fix
 class SupernetTrainingTask(TrainingTask):
     """A TrainingTask whose loss trains the sub-networks `archs_for_step(step)` on each batch."""
     archs_for_step: Callable[[int], list] = field(default=lambda step: [])
+    losses_since_ranking: int = 0  # in this process; 0 at a validation = nothing new to rank
 
     def loss(self, model: nn.Module, batch: Any, step: int):
+        self.losses_since_ranking += 1
         total, stats = None, {}
         for arch in self.archs_for_step(step):
             model.set_arch(arch)
@@ -73,12 +75,17 @@ def supernet_training_task(cfg: PipelineConfig, task, space, supernet: nn.Module
     def validate(model: nn.Module) -> dict[str, Any]:
         model.set_arch(largest_arch)
         metrics: dict[str, Any] = {f"largest_{k}": v for k, v in score(task, model, sn.score_limit).items()}
-        if ranked:
+        state = train_task.extra_state
+        if ranked and state.get("rank_scores") and not train_task.losses_since_ranking:
+            # A resumed, already finished run validates once more without having trained:
+            # the weights are those of the last ranking, so it is not a new data point.
+            metrics["rank_tau"] = state["rank_taus"][-1]
+        elif ranked:
+            train_task.losses_since_ranking = 0
             scores = []
             for arch in ranked:
                 model.set_arch(arch)
                 scores.append(score(task, model, sn.score_limit)["score"])
-            state = train_task.extra_state
             previous = state.get("rank_scores")
             tau = kendall_tau(previous, scores) if previous else None
             state["rank_scores"] = scores
