@@ -9,8 +9,6 @@ logs, `model/` (arch.yaml + model.pt: the final weights, averaged over the last
 """
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +16,11 @@ import yaml
 
 from ..cli import UsageError
 from ..dataconf import from_dict, load_yaml
+from ..fileio import atomic_write_text, write_json
 from ..experiment import Experiment, build_experiment_model, build_task, load_experiment
 from ..models import load_model, save_model
 from ..train import Trainer, average_checkpoints, list_checkpoints
 from ..train.distributed import init_distributed
-
-
-def write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
 
 
 def train_experiment(exp: Experiment, task=None, arch=None) -> dict[str, Any]:
@@ -36,7 +29,7 @@ def train_experiment(exp: Experiment, task=None, arch=None) -> dict[str, Any]:
     model = build_experiment_model(exp, task, arch)
     save_dir = Path(exp.train.save_dir)
     save_dir.mkdir(parents=True, exist_ok=True)
-    (save_dir / "experiment.yaml").write_text(yaml.safe_dump(exp.to_dict(), sort_keys=False))
+    atomic_write_text(save_dir / "experiment.yaml", yaml.safe_dump(exp.to_dict(), sort_keys=False))
     with Trainer(task.training_task(model, exp.train.seed), exp.train) as trainer:
         summary = trainer.train()
         is_main = trainer.dist.is_main

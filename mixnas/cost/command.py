@@ -5,11 +5,9 @@ MODEL_DIR is an exported model (arch.yaml + model.pt, see mixnas/models/io.py).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-from pathlib import Path
 from typing import Any
 
+from mixnas.fileio import write_json
 from mixnas.models import build_model, load_model
 from mixnas.space.arch import TransformerArch
 
@@ -58,11 +56,7 @@ def run(args: argparse.Namespace) -> int:
             f"{value / 1e9:.3f}G" if "flops" in key else (f"{value:.2f}" if isinstance(value, float) else value))
         print(f"{key:34s} {shown}")
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(report, indent=2))
-        os.replace(tmp, out)
+        write_json(args.json, report)
     return 0
 
 

@@ -3,13 +3,13 @@
 `weights_only=True`, so it never executes code from the file."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 import yaml
 from torch import nn
 
+from ..fileio import atomic_write
 from ..space.arch import TransformerArch, ViTArch, arch_from_dict
 from .config import TransformerConfig, ViTConfig
 from .transformer import Transformer
@@ -27,12 +27,6 @@ def build_model(arch: TransformerArch | ViTArch, config: TransformerConfig | ViT
                      f"use TransformerArch + TransformerConfig or ViTArch + ViTConfig")
 
 
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def save_model(model: Model, directory: str | Path) -> Path:
     """Write `arch.yaml` and `model.pt` into `directory` (created if missing)."""
     if not isinstance(model, (Transformer, ViT)):
@@ -41,9 +35,9 @@ def save_model(model: Model, directory: str | Path) -> Path:
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     meta = {"arch": model.arch.to_dict(), "config": model.config.to_dict()}
-    _atomic_write(d / "arch.yaml", lambda p: p.write_text(yaml.safe_dump(meta, sort_keys=False)))
+    atomic_write(d / "arch.yaml", lambda p: p.write_text(yaml.safe_dump(meta, sort_keys=False)))
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    _atomic_write(d / "model.pt", lambda p: torch.save(state, p))
+    atomic_write(d / "model.pt", lambda p: torch.save(state, p))
     return d
 
 

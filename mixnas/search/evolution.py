@@ -25,7 +25,7 @@ import numpy as np
 
 from mixnas.space.arch import arch_from_dict
 
-from ._io import read_json, write_json
+from ..fileio import read_json, write_json
 from .objectives import Constraint, Objective, check_feasible, feasible_mask
 
 STATE_FORMAT = "mixnas-evolution-state/1"

@@ -27,7 +27,7 @@ import torch
 from scipy.stats import kendalltau
 from torch import nn
 
-from ._io import atomic_write, atomic_write_text, read_json, write_json
+from ..fileio import atomic_write, atomic_write_text, read_json, write_json
 
 META_FILE, METRICS_FILE = "predictor.json", "metrics.json"
 

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 import yaml
 
+from ..fileio import atomic_write_text
 from . import genes as g
 from .arch import Arch, DecoderLayerArch, EncoderLayerArch, TransformerArch, ViTArch, ViTLayerArch
 from .genes import DecoderChoices, StackChoices
@@ -87,10 +88,7 @@ class SearchSpace(ABC):
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def save(self, path: str | os.PathLike) -> None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.to_yaml())
-        os.replace(tmp, path)
+        atomic_write_text(path, self.to_yaml())
 
     # ------------------------------------------------------------ the operations
     @classmethod

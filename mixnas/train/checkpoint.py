@@ -15,15 +15,15 @@ truncated file under a checkpoint name.
 """
 from __future__ import annotations
 
-import os
 import random
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from mixnas.fileio import atomic_write
 
 FORMAT = "mixnas-train"
 _NAME = re.compile(r"^checkpoint_(\d{8})\.pt$")
@@ -49,23 +49,11 @@ def latest_checkpoint(save_dir: str | Path) -> Path | None:
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     """`torch.save` to `path` so that readers only ever see the old or the complete new file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
             torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
+
+    atomic_write(path, write)
 
 
 def remove_stale_temporaries(save_dir: str | Path) -> None:

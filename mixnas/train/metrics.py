@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
+
+from mixnas.fileio import atomic_write_text
 
 
 class MetricsLog:
@@ -34,9 +35,7 @@ class MetricsLog:
                     kept.append(line)
             except json.JSONDecodeError:
                 continue  # a line cut short by a kill
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("".join(line + "\n" for line in kept))
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, "".join(line + "\n" for line in kept))
 
     def write(self, kind: str, step: int, values: dict[str, Any]) -> None:
         record = {"kind": kind, "step": step, **{k: _plain(v) for k, v in values.items()}}

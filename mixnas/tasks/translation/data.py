@@ -21,7 +21,8 @@ import torch
 
 from mixnas.tasks.translation.batching import TokenBatches
 from mixnas.tasks.translation.corpus import read_parallel, split_path
-from mixnas.tasks.translation.tokenizer import SentencePieceTokenizer, atomic_write_bytes, build_tokenizer, file_digest
+from mixnas.fileio import atomic_write_bytes
+from mixnas.tasks.translation.tokenizer import SentencePieceTokenizer, build_tokenizer, file_digest
 
 
 def default_cache_dir() -> Path:

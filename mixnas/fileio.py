@@ -1,5 +1,6 @@
-"""Atomic writes for search artifacts: a reader (or a resumed run after SIGKILL) sees either the
-old file or the new one, never half of one."""
+"""Atomic file writes, used for every artifact mixnas writes (checkpoints, models, tables,
+search state, configs): a reader, or a run resumed after SIGKILL, sees either the old file or
+the complete new one, never half of one."""
 from __future__ import annotations
 
 import json
@@ -23,14 +24,23 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
-def write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=1, allow_nan=False) + "\n")
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def write_json(path: str | Path, obj: Any, allow_nan: bool = False) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=1, allow_nan=allow_nan, default=str) + "\n")
 
 
 def read_json(path: str | Path, what: str) -> Any:
