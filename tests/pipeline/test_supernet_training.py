@@ -74,6 +74,7 @@ def test_threshold_above_one_never_stops(tmp_path):
     assert len(summary["rank_taus"]) == train.max_updates // train.validate_every
 
 
+RESUME_OVERRIDES = ("supernet.early_stop_tau=1.01", "supernet.sandwich=true")
 SCRIPT = """
 import sys, torch
 torch.set_num_threads(1)
@@ -83,8 +84,7 @@ train_supernet(load_pipeline_config("micro", sys.argv[1:]))
 
 
 def run_training(run_dir: Path, kill_after_checkpoint: str | None = None) -> None:
-    args = [sys.executable, "-c", SCRIPT, f"run_dir={run_dir}", "supernet.early_stop_tau=1.01",
-            "supernet.sandwich=true"]
+    args = [sys.executable, "-c", SCRIPT, f"run_dir={run_dir}", *RESUME_OVERRIDES]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(args, cwd=REPO, env=env, stderr=subprocess.PIPE)
     if kill_after_checkpoint is not None:
@@ -101,7 +101,7 @@ def run_training(run_dir: Path, kill_after_checkpoint: str | None = None) -> Non
 
 
 def test_sigkill_and_resume_is_bit_identical(tmp_path):
-    run_training(tmp_path / "ref")
+    train_supernet(micro(tmp_path / "ref", *RESUME_OVERRIDES))  # uninterrupted, in this process
     run_training(tmp_path / "killed", kill_after_checkpoint="checkpoint_00000012.pt")
     run_training(tmp_path / "killed")
     ref = torch.load(tmp_path / "ref/supernet/supernet.pt", weights_only=True)
