@@ -17,6 +17,12 @@ COMMANDS: dict[str, str] = {
     "train": "mixnas.commands.train:add_train_parser",
     "evaluate": "mixnas.commands.train:add_evaluate_parser",
     "cost": "mixnas.cost.command:add_parser",
+    "train-supernet": "mixnas.pipeline.commands:add_train_supernet_parser",
+    "collect": "mixnas.pipeline.commands:add_collect_parser",
+    "rank-check": "mixnas.pipeline.commands:add_rank_check_parser",
+    "fit-predictor": "mixnas.pipeline.run:add_fit_predictor_parser",
+    "search": "mixnas.pipeline.run:add_search_parser",
+    "run": "mixnas.pipeline.run:add_run_parser",
 }
 
 

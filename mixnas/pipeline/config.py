@@ -7,10 +7,21 @@
     seed: 1                       # one seed for everything: weights, data order, sampled archs
     supernet: {space: digits_vit, sandwich: false, early_stop_tau: 0.9, train: {max_updates: 600, ...}}
     collect: {num_archs: 2000, score_limit: 300, latency: true}
+    predictor: {score: gbdt, latency: mlp, test_fraction: 0.2}
+    search: {objective: predicted, evolution: {generations: 30, population: 125}, constraints: {flops: 2.0e6}}
+    retrain: {split: test, top_k: 1, train: {max_updates: 600, ...}}
+    baselines: [vit_digits_softmax, vit_digits_cosformer]
+    threads: 1                    # torch intra-op threads for every step (null: torch's default)
 
 Loaded like experiments: a preset name (mixnas/configs/pipelines/NAME.yaml) or a YAML path,
 then `key=value` overrides (e.g. supernet.train.max_updates=50). The supernet's
-`train.save_dir` and `train.seed` come from `run_dir` and `seed` (set those instead).
+`train.save_dir` and `train.seed` come from `run_dir` and `seed` (set those instead); so do
+the retraining runs' (run_dir/retrain/<name>/).
+
+Constraints: `latency_ms` is the latency predictor's value (batch 1, the collect step's
+protocol and device); `flops` and `params` are analytic and count WITHOUT embeddings and the
+output layer (for translation also without the output projection; for ViT without the patch
+embedding and the classifier head), as HAT reports them. Each is optional (null: no limit).
 """
 from __future__ import annotations
 
@@ -20,6 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..dataconf import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+from ..search.evolution import EvolutionConfig
 from ..train import TrainConfig
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -69,6 +81,63 @@ class CollectSection:
 
 
 @dataclass
+class PredictorSection:
+    score: Literal["gbdt", "mlp"] = "gbdt"     # RankNAS: LightGBM gbdt
+    latency: Literal["mlp", "gbdt"] = "mlp"    # HAT: MLP; fitted on log(latency)
+    test_fraction: float = 0.2                 # held out for tau / RMSE / MAPE
+
+    def validate(self) -> None:
+        if not 0 < self.test_fraction < 1:
+            raise ConfigError(f"predictor.test_fraction must be in (0, 1), got {self.test_fraction}")
+
+
+@dataclass
+class ConstraintsSection:
+    latency_ms: float | None = None   # predicted latency (needs collect.latency: true)
+    flops: float | None = None        # forward FLOPs of one example, without embeddings
+    params: float | None = None       # parameters without embeddings
+
+    def validate(self) -> None:
+        for name in ("latency_ms", "flops", "params"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigError(f"search.constraints.{name} must be > 0 (or null for no limit), got {value}")
+
+    def limits(self) -> dict[str, float]:
+        return {k: v for k, v in (("latency_ms", self.latency_ms), ("flops", self.flops),
+                                  ("params", self.params)) if v is not None}
+
+
+@dataclass
+class SearchSection:
+    objective: Literal["predicted", "inherited"] = "predicted"  # score predictor or supernet weights
+    evolution: EvolutionConfig = field(default_factory=EvolutionConfig)  # HAT / RankNAS defaults; seed from `seed`
+    constraints: ConstraintsSection = field(default_factory=ConstraintsSection)
+    restricted: bool = True            # also search all-softmax and all-cosFormer sub-spaces
+    nsga2: bool = False                # Pareto front of predicted score vs pareto_x (pymoo)
+    nsga2_population: int = 100
+    nsga2_generations: int = 30
+    pareto_x: Literal["flops", "latency"] = "flops"
+
+    def validate(self) -> None:
+        if self.evolution.seed != EvolutionConfig().seed:
+            raise ConfigError("search.evolution.seed is derived from seed; set seed instead")
+        if self.nsga2_population < 4 or self.nsga2_generations < 1:
+            raise ConfigError("search.nsga2_population must be >= 4 and search.nsga2_generations >= 1")
+
+
+@dataclass
+class RetrainSection:
+    split: str = "test"                # where the retrained models are scored
+    top_k: int = 1                     # best distinct archs of the mixed search to retrain
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(max_updates=1000))
+
+    def validate(self) -> None:
+        if self.top_k < 1:
+            raise ConfigError(f"retrain.top_k must be >= 1, got {self.top_k}")
+
+
+@dataclass
 class PipelineConfig:
     task: Literal["translation", "classification"]
     data: dict[str, Any] = field(default_factory=dict)
@@ -77,6 +146,11 @@ class PipelineConfig:
     seed: int = 1
     supernet: SupernetSection = field(default_factory=SupernetSection)
     collect: CollectSection = field(default_factory=CollectSection)
+    predictor: PredictorSection = field(default_factory=PredictorSection)
+    search: SearchSection = field(default_factory=SearchSection)
+    retrain: RetrainSection = field(default_factory=RetrainSection)
+    baselines: list[str] = field(default_factory=list)  # arch presets (mixnas/configs/archs) or paths
+    threads: int | None = None  # torch.set_num_threads for every step; 1 for tiny CPU models
 
     def validate(self) -> None:
         train = self.supernet.train
@@ -86,6 +160,16 @@ class PipelineConfig:
                 top = "run_dir" if name == "save_dir" else "seed"
                 raise ConfigError(f"supernet.train.{name} is derived from {top}; set {top} instead")
         self.supernet.train = dataclasses.replace(train, save_dir=str(self.supernet_dir), seed=self.seed)
+        if self.retrain.train.save_dir != _DEFAULT_TRAIN.save_dir or self.retrain.train.seed != _DEFAULT_TRAIN.seed:
+            raise ConfigError("retrain.train.save_dir and retrain.train.seed are derived from run_dir and seed; "
+                              "set those instead")
+        if self.search.constraints.latency_ms is not None and not self.collect.latency:
+            raise ConfigError("search.constraints.latency_ms needs measured latencies for the latency predictor; "
+                              "set collect.latency: true")
+        if self.search.pareto_x == "latency" and not self.collect.latency:
+            raise ConfigError("search.pareto_x: latency needs collect.latency: true (or use pareto_x: flops)")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"threads must be >= 1 (or null for torch's default), got {self.threads}")
 
     @property
     def supernet_dir(self) -> Path:

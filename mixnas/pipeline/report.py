@@ -1,0 +1,160 @@
+"""The run's report (pipeline step 7): results.json, report.md and pareto.png in run_dir.
+
+One row per retrained architecture (the searched mixed, all-softmax and all-cosFormer ones
+and the baselines): attention kind per layer, score on the retraining's eval split, params
+and FLOPs (analytic, without embeddings), latency measured on the retrained model, and the
+predicted and inherited scores where the architecture lies in the search space. Then the
+evidence a reader needs to trust the numbers: predictor held-out quality, the supernet's
+ranking stability, the constraints, and the commands that reproduce the run.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..fileio import atomic_write, atomic_write_text, read_json, write_json
+from .collect import load_collected
+from .config import PipelineConfig
+from .predict import collect_path, describe, predictors_dir
+from .scoring import kendall_tau
+from .search_step import KIND_LETTERS, attention_code, cosformer_fraction
+
+TEST_METRIC = {"classification": "accuracy", "translation": "bleu"}
+
+
+def build_rows(cfg: PipelineConfig, searcher, targets: list[tuple[str, Any]],
+               retrained: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    metric = TEST_METRIC[cfg.task]
+    rows = []
+    for name, arch in targets:
+        try:
+            searcher.space.validate(arch)
+            scores = searcher.describe(arch)
+        except ValueError:  # a baseline outside the space: no prediction, no inherited weights
+            scores = {"predicted_score": None, "inherited_score": None, "predicted_latency_ms": None}
+        results = retrained[name]
+        rows.append({"name": name, "kind": "baseline" if name.startswith("baseline-") else "searched",
+                     "arch": arch.to_dict(), "attention": attention_code(arch),
+                     "cosformer_fraction": cosformer_fraction(arch),
+                     f"test_{metric}": float(results["eval"][metric]), "flops": searcher.flops(arch),
+                     "params": searcher.params(arch), "latency_ms": results["latency"]["ms_mean"],
+                     "latency_std_ms": results["latency"]["ms_std"], "predicted_score": scores["predicted_score"],
+                     "inherited_score": scores["inherited_score"],
+                     "predicted_latency_ms": scores["predicted_latency_ms"]})
+    return rows
+
+
+def write_report(cfg: PipelineConfig, searcher, rows: list[dict[str, Any]], search: dict[str, Any],
+                 timings: dict[str, float]) -> dict[str, Any]:
+    run_dir = Path(cfg.run_dir)
+    metric = TEST_METRIC[cfg.task]
+    predictors = {k: _read_optional(predictors_dir(cfg) / k / "metrics.json") for k in ("score", "latency")}
+    supernet = _read_optional(cfg.supernet_dir / "summary.json") or {}
+    in_space = [r for r in rows if r["predicted_score"] is not None]
+    results = {
+        "task": cfg.task, "test_metric": metric, "split": cfg.retrain.split, "rows": rows,
+        "predictors": predictors,
+        "supernet": {"updates": supernet.get("step"), "stopped_early": supernet.get("stopped_early"),
+                     "rank_taus": supernet.get("rank_taus", [])},
+        "tau_predicted_vs_retrained": kendall_tau([r["predicted_score"] for r in in_space],
+                                                  [r[f"test_{metric}"] for r in in_space]) if len(in_space) > 2 else None,
+        "n_in_space": len(in_space),
+        "constraints": search["constraints"], "objective": search["objective"],
+        "higher_is_better": search["higher_is_better"],
+        "search_errors": {k: v["error"] for k, v in search["searches"].items() if "error" in v},
+        "step_seconds": timings, "config": cfg.to_dict(),
+    }
+    write_json(run_dir / "results.json", results)
+    atomic_write_text(run_dir / "report.md", render_markdown(cfg, results))
+    plot_pareto(cfg, searcher, rows, search, run_dir / "pareto.png")
+    return results
+
+
+def render_markdown(cfg: PipelineConfig, results: dict[str, Any]) -> str:
+    metric, rows = results["test_metric"], results["rows"]
+    fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+    legend = ", ".join(f"{letter} = {kind}" for kind, letter in KIND_LETTERS.items())
+    lines = [f"# mixnas run: {Path(cfg.run_dir).name}", "",
+             f"Task: {cfg.task} ({cfg.data.get('name') or cfg.data.get('dir', '')}), search space "
+             f"`{cfg.supernet.space}`, seed {cfg.seed}. Searched architectures and baselines, each retrained "
+             f"from scratch for {cfg.retrain.train.max_updates} updates and scored on the `{results['split']}` split.",
+             "", f"| name | attention per layer | {results['split']} {metric} | params | FLOPs | latency ms "
+             f"(measured) | predicted score | inherited score |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['name']} | {r['attention']} | {r[f'test_{metric}']:.4g} | {r['params']:,} | "
+                     f"{r['flops']:,} | {r['latency_ms']:.3f} ± {r['latency_std_ms']:.3f} | "
+                     f"{fmt(r['predicted_score'], '.4g')} | {fmt(r['inherited_score'], '.4g')} |")
+    lines += ["", f"Attention per layer: {legend}; for a Transformer `enc ... | dec self:cross ...`. "
+              "Params and FLOPs exclude embeddings and the output layer (HAT's convention; ViT: without patch "
+              "embedding and classifier), FLOPs for one example. Latency: batch 1, "
+              f"{cfg.collect.latency_runs} timed runs after {cfg.collect.latency_warmup} warm-up, trimmed mean ± std, "
+              f"on {cfg.collect.latency_device} with {cfg.collect.latency_threads} thread(s). Predicted and inherited "
+              "scores are validation scores (the search's fitness); '-' for a baseline outside the space.", ""]
+    for name, error in results["search_errors"].items():
+        lines.append(f"Search {name} found nothing: {error}")
+    tau = results["tau_predicted_vs_retrained"]
+    sn = results["supernet"]
+    taus = ", ".join(fmt(t, ".3f") for t in sn["rank_taus"]) or "none (early stop disabled)"
+    lines += ["## Evidence", "",
+              f"- {describe('score', results['predictors']['score'])}",
+              f"- {describe('latency', results['predictors']['latency'])}",
+              f"- Kendall tau, predicted score vs retrained {metric} over the {results['n_in_space']} rows in the space: "
+              f"{fmt(tau, '.3f')}",
+              f"- Supernet: {sn['updates']} updates{' (RankNAS early stop)' if sn['stopped_early'] else ''}; "
+              f"Kendall tau between consecutive validations' rankings: {taus}",
+              f"- Search: {results['objective']} {'maximised' if results['higher_is_better'] else 'minimised'}",
+              f"- Constraints: {_constraints_text(results['constraints'])}", "",
+              "## Reproduce", "", "```",
+              f"mixnas run --config {Path(cfg.run_dir) / 'pipeline.yaml'}",
+              "# or step by step:",
+              *(f"mixnas {step} --config {Path(cfg.run_dir) / 'pipeline.yaml'}"
+                for step in ("train-supernet", "collect", "fit-predictor", "search --resume")),
+              *(f"mixnas evaluate --checkpoint {Path(cfg.run_dir) / 'retrain' / r['name'] / 'model'}" for r in rows),
+              "```", "", "Step wall times (s): " + ", ".join(f"{k} {v:.1f}" for k, v in results["step_seconds"].items()), ""]
+    return "\n".join(lines)
+
+
+def _constraints_text(limits: dict[str, float]) -> str:
+    units = {"latency_ms": "predicted latency <= {:g} ms", "flops": "FLOPs (no embeddings) <= {:,.0f}",
+             "params": "params (no embeddings) <= {:,.0f}"}
+    return "; ".join(units[k].format(v) for k, v in limits.items()) or "none"
+
+
+def plot_pareto(cfg: PipelineConfig, searcher, rows: list[dict[str, Any]], search: dict[str, Any], path: Path) -> None:
+    """Collected archs' inherited score vs FLOPs (or latency), coloured by cosFormer fraction;
+    searched archs and baselines marked; the NSGA-II front (predicted score) when computed."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_latency = cfg.search.pareto_x == "latency"
+    collected = load_collected(collect_path(cfg))
+    x_of_row = lambda r: r["latency_ms"] if by_latency else r["flops_no_emb"]  # noqa: E731
+    fig, ax = plt.subplots(figsize=(7, 5))
+    points = ax.scatter([x_of_row(r) for r in collected], [r["score"] for r in collected], s=10, alpha=0.6,
+                        c=[cosformer_fraction(r["arch"]) for r in collected], cmap="viridis", vmin=0, vmax=1,
+                        label="collected (inherited)")
+    fig.colorbar(points, ax=ax, label="fraction of cosFormer attention layers")
+    for r in rows:
+        if r["inherited_score"] is None:
+            continue
+        x = (r["predicted_latency_ms"] if by_latency else r["flops"])
+        marker = "*" if r["kind"] == "searched" else "s"
+        ax.scatter([x], [r["inherited_score"]], marker=marker, s=160, edgecolors="black", facecolors="none")
+        ax.annotate(r["name"], (x, r["inherited_score"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    if search.get("nsga2"):
+        front = sorted(search["nsga2"], key=lambda e: e[cfg.search.pareto_x])
+        ax.plot([e[cfg.search.pareto_x] for e in front], [e["predicted_score"] for e in front], "r-", lw=1,
+                label="NSGA-II front (predicted score)")
+    ax.set_xlabel("predicted/measured latency (ms)" if by_latency else "FLOPs without embeddings")
+    ax.set_ylabel(f"validation {searcher.task.score_key()[0]} (inherited weights)")
+    ax.margins(x=0.12)  # room for the labels of the right-most points
+    ax.set_title("stars: searched, squares: baselines")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    plt.close(fig)
+
+
+def _read_optional(path: Path) -> Any:
+    return read_json(path, path.name) if path.is_file() else None

@@ -1,0 +1,236 @@
+"""The search step (pipeline step 5): constrained evolution on the whole space and on its
+all-softmax and all-cosFormer sub-spaces, plus an optional NSGA-II front.
+
+The fitness is the predicted score (the fitted performance predictor) or the inherited score
+(the supernet's weights on collect.score_limit validation examples), per `search.objective`.
+Constraints: predicted latency (latency predictor), FLOPs and params (analytic, without
+embeddings, as HAT reports them). The restricted searches use the same YAML space with the
+attention-kind lists narrowed to one kind; they are sampled and mutated in the sub-space but
+featurised with the full space, the encoding the predictors were fitted on. Their result is
+the paper's comparison: the best all-softmax, all-cosFormer and mixed architectures under the
+same constraints.
+
+Each search saves its state every generation to run_dir/search/<name>.state.json; with
+`resume=True` an interrupted search continues to the result an uninterrupted one gives.
+Everything ends in run_dir/search/result.json.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable
+
+from ..cost import count_flops, count_params
+from ..fileio import read_json, write_json
+from ..search import (CallableObjective, Constraint, PredictorObjective, evolution_search,
+                      feasible_mask, nsga2_search)
+from ..space import SearchSpace
+from ..space.arch import ViTArch, arch_from_dict
+from .config import PipelineConfig
+from .predict import load_fitted
+from .scoring import build_task, higher_is_better, load_space, load_supernet, score
+
+KIND_LETTERS = {"softmax": "S", "cosformer": "C", "relative": "R", "linear": "L"}
+RESTRICTED = ("softmax", "cosformer")  # the paper's single-kind baselines
+MIXED = "mixed"
+
+
+# ---------------------------------------------------------------- describing archs
+def layer_kinds(arch) -> list[str]:
+    """Every attention module's kind: ViT layers; encoder self, decoder self and cross."""
+    if isinstance(arch, ViTArch):
+        return [layer.attention for layer in arch.layers]
+    return ([layer.attention for layer in arch.encoder_layers]
+            + [k for layer in arch.decoder_layers for k in (layer.attention, layer.cross_attention)])
+
+
+def attention_code(arch) -> str:
+    """Compact per-layer attention kinds: 'S C C' for a ViT (S softmax, C cosFormer,
+    R relative-position softmax, L linear), 'enc S S C | dec S:C C:C' for a Transformer
+    (decoder layers as self:cross)."""
+    letter = lambda kind: KIND_LETTERS.get(kind, kind)  # noqa: E731
+    if isinstance(arch, ViTArch):
+        return " ".join(letter(layer.attention) for layer in arch.layers)
+    enc = " ".join(letter(layer.attention) for layer in arch.encoder_layers)
+    dec = " ".join(f"{letter(layer.attention)}:{letter(layer.cross_attention)}" for layer in arch.decoder_layers)
+    return f"enc {enc} | dec {dec}"
+
+
+def cosformer_fraction(arch) -> float:
+    kinds = layer_kinds(arch)
+    return sum(k == "cosformer" for k in kinds) / len(kinds)
+
+
+def restricted_space(space: SearchSpace, kind: str) -> SearchSpace:
+    """The same space with every attention-kind choice narrowed to `kind`."""
+    d = space.to_dict()
+    if space.kind == "transformer":
+        d["encoder"]["attention"] = [kind]
+        d["decoder"]["attention"] = [kind]
+        d["decoder"]["cross_attention"] = [kind]
+    else:
+        d["attention"] = [kind]
+    d["name"] = f"{space.name}-all-{kind}"
+    return SearchSpace.from_dict(d, source=f"{space.name} restricted to {kind}")
+
+
+# ---------------------------------------------------------------- the searcher
+class Searcher:
+    """What the searches of one run share: space, task, predictors, costs and constraints."""
+
+    def __init__(self, cfg: PipelineConfig, need_supernet: bool = False):
+        self.cfg = cfg
+        if need_supernet or cfg.search.objective == "inherited":
+            self.task, self.space, self.supernet = load_supernet(cfg, cfg.supernet_dir)
+        else:
+            self.task, self.space, self.supernet = build_task(cfg), load_space(cfg, cfg.supernet_dir), None
+        self.model_config = self.task.model_config(cfg.model.config)
+        self.higher_is_better = higher_is_better(self.task)
+        self.score_predictor = load_fitted(cfg, "score")
+        self.latency_predictor = load_fitted(cfg, "latency") if cfg.collect.latency else None
+
+    # costs, analytic without embeddings (HAT's convention), and predicted latency
+    def flops(self, arch) -> int:
+        return count_flops(arch, self.model_config, include_embeddings=False)
+
+    def params(self, arch) -> int:
+        return count_params(arch, self.model_config, include_embeddings=False)
+
+    def predicted_score(self) -> PredictorObjective:
+        return PredictorObjective("predicted_score", self.score_predictor, self.space,
+                                  higher_is_better=self.higher_is_better)
+
+    def predicted_latency(self) -> PredictorObjective:
+        return PredictorObjective("latency_ms", self.latency_predictor, self.space, higher_is_better=False)
+
+    def inherited_score(self, arch) -> float:
+        self.supernet.set_arch(arch)
+        return score(self.task, self.supernet, self.cfg.collect.score_limit)["score"]
+
+    def objective(self):
+        if self.cfg.search.objective == "inherited":
+            return CallableObjective("inherited_score", self.inherited_score, higher_is_better=self.higher_is_better)
+        return self.predicted_score()
+
+    def constraints(self) -> list[Constraint]:
+        limits = self.cfg.search.constraints
+        out = []
+        if limits.latency_ms is not None:
+            out.append(Constraint(limits.latency_ms, self.predicted_latency()))
+        if limits.flops is not None:
+            out.append(Constraint.from_callable("flops", limits.flops, self.flops))
+        if limits.params is not None:
+            out.append(Constraint.from_callable("params", limits.params, self.params))
+        return out
+
+    def describe(self, arch) -> dict[str, Any]:
+        """An arch with its predicted/inherited scores and costs (what result.json lists)."""
+        entry = {"arch": arch.to_dict(), "attention": attention_code(arch),
+                 "cosformer_fraction": cosformer_fraction(arch),
+                 "predicted_score": float(self.predicted_score()([arch])[0]),
+                 "inherited_score": self.inherited_score(arch) if self.supernet is not None else None,
+                 "flops": self.flops(arch), "params": self.params(arch), "predicted_latency_ms": None}
+        if self.latency_predictor is not None:
+            entry["predicted_latency_ms"] = float(self.predicted_latency()([arch])[0])
+        return entry
+
+    def check_constraints(self, archs: list, constraints: list[Constraint], what: str) -> None:
+        """Every returned architecture must satisfy every constraint (a bug otherwise)."""
+        if archs and not feasible_mask(constraints, archs).all():
+            raise RuntimeError(f"{what} returned an architecture that breaks a constraint; this is a bug")
+
+
+def search_dir(cfg: PipelineConfig) -> Path:
+    return Path(cfg.run_dir) / "search"
+
+
+def result_path(cfg: PipelineConfig) -> Path:
+    return search_dir(cfg) / "result.json"
+
+
+def _settings(cfg: PipelineConfig) -> dict[str, Any]:
+    return {"seed": cfg.seed, "search": cfg.to_dict()["search"]}
+
+
+def run_search(cfg: PipelineConfig, resume: bool = False,
+               log: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
+    """Run (or continue) the searches of `cfg`; writes and returns result.json's content.
+    Raises ValueError (one line) when the mixed search's constraints are infeasible."""
+    s = cfg.search
+    out = search_dir(cfg)
+    states = {name: out / f"{name}.state.json" for name in (MIXED, *(f"all-{k}" for k in RESTRICTED))}
+    if not resume and any(p.exists() for p in states.values()):
+        raise ValueError(f"search state already exists in {out}; pass --resume to continue it, or delete {out}")
+    searcher = Searcher(cfg, need_supernet=True)
+    constraints = searcher.constraints()
+    evolution = dataclasses.replace(s.evolution, seed=cfg.seed)
+    spaces = {MIXED: searcher.space}
+    if s.restricted:
+        spaces.update({f"all-{k}": restricted_space(searcher.space, k)
+                       for k in RESTRICTED if k in searcher.space.attention_kinds})
+    out.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {"objective": searcher.objective().name, "higher_is_better": searcher.higher_is_better,
+                              "constraints": cfg.search.constraints.limits(), "settings": _settings(cfg),
+                              "searches": {}, "nsga2": None}
+    for name, space in spaces.items():
+        log(f"search {name}: {evolution.generations} generations, population {evolution.population}")
+        try:
+            found = evolution_search(space, searcher.objective(), constraints, evolution,
+                                     state_path=states[name], resume=resume)
+        except ValueError as e:
+            if name == MIXED:
+                raise
+            # An all-softmax sub-space may not meet a limit the mixed space meets: that is a finding.
+            result["searches"][name] = {"space": space.name, "error": str(e), "top": []}
+            log(f"search {name}: {e}")
+            continue
+        top = _distinct([a for a, _ in found.top])[: max(cfg.retrain.top_k, 1)]
+        searcher.check_constraints(top, constraints, f"the {name} search")
+        result["searches"][name] = {"space": space.name, "objective_value": found.best_score,
+                                    "top": [searcher.describe(a) for a in top], "history": found.history}
+    if s.nsga2:
+        result["nsga2"] = _pareto(searcher, constraints)
+    write_json(result_path(cfg), result)
+    return result
+
+
+def _pareto(searcher: Searcher, constraints: list[Constraint]) -> list[dict[str, Any]]:
+    """NSGA-II front of predicted score against FLOPs or predicted latency (search.pareto_x)."""
+    s = searcher.cfg.search
+    cost = (searcher.predicted_latency() if s.pareto_x == "latency"
+            else CallableObjective("flops", searcher.flops, higher_is_better=False))
+    front = nsga2_search(searcher.space, [searcher.predicted_score(), cost], constraints,
+                         population=s.nsga2_population, generations=s.nsga2_generations,
+                         mutation_prob=s.evolution.mutation_prob, crossover_prob=s.evolution.crossover_prob,
+                         seed=searcher.cfg.seed, feasibility_samples=s.evolution.feasibility_samples)
+    searcher.check_constraints([a for a, _ in front], constraints, "NSGA-II")
+    return [{"arch": a.to_dict(), "attention": attention_code(a), "predicted_score": v["predicted_score"],
+             s.pareto_x: v[cost.name]} for a, v in front]
+
+
+def _distinct(archs: list) -> list:
+    return list(dict.fromkeys(archs))
+
+
+def load_search_result(cfg: PipelineConfig) -> dict[str, Any] | None:
+    """result.json when it exists and was made with this config's search settings; a ValueError
+    when it was made with other settings (reusing it would report the wrong search)."""
+    path = result_path(cfg)
+    if not path.is_file():
+        return None
+    result = read_json(path, "search result")
+    if result.get("settings") != _settings(cfg):
+        raise ValueError(f"{path} was made with other search settings (seed, objective, constraints...); "
+                         f"delete {path.parent} or choose another run_dir")
+    return result
+
+
+def searched_archs(result: dict[str, Any]) -> list[tuple[str, Any, dict[str, Any]]]:
+    """(name, arch, entry) of every searched architecture to retrain: the mixed search's top
+    archs (searched-mixed, searched-mixed-2, ...) and the best of each restricted search."""
+    out = []
+    for name, search in result["searches"].items():
+        for rank, entry in enumerate(search["top"] if name == MIXED else search["top"][:1]):
+            label = f"searched-{name}" + (f"-{rank + 1}" if rank else "")
+            out.append((label, arch_from_dict(entry["arch"]), entry))
+    return out
