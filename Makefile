@@ -19,6 +19,10 @@ setup: $(BIN)/python
 test: setup
 	$(BIN)/python -m pytest -q
 
+# The default pipeline end to end (digits, embedded data; a few minutes on 2 cores) into runs/digits.
+run: setup
+	$(BIN)/mixnas run --preset digits
+
 bench: setup
 	$(BIN)/python benchmarks/attention.py
 

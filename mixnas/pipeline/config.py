@@ -130,6 +130,7 @@ class SearchSection:
 class RetrainSection:
     split: str = "test"                # where the retrained models are scored
     top_k: int = 1                     # best distinct archs of the mixed search to retrain
+    average_last: int = 1              # evaluate the average of the last K checkpoints (HAT: 10)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(max_updates=1000))
 
     def validate(self) -> None:

@@ -48,7 +48,7 @@ def experiment_for(cfg: PipelineConfig, name: str) -> Experiment:
     train = dataclasses.replace(cfg.retrain.train, save_dir=str(retrain_dir(cfg, name)), seed=cfg.seed)
     return Experiment(task=cfg.task, model=ExperimentModel(arch=str(retrain_dir(cfg, name) / ARCH_FILE),
                                                            config=dict(cfg.model.config)),
-                      data=dict(cfg.data), train=train, eval=EvalSection(split=cfg.retrain.split))
+                      data=dict(cfg.data), train=train, eval=EvalSection(split=cfg.retrain.split, average_last=cfg.retrain.average_last))
 
 
 def retrain(cfg: PipelineConfig, name: str, arch, task, log=lambda line: None) -> dict[str, Any]:

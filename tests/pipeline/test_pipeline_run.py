@@ -1,0 +1,148 @@
+"""`mixnas run` end to end on the micro preset, step reuse, fit-predictor and search commands."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mixnas.cli import main as mixnas_main
+from mixnas.cost import count_flops
+from mixnas.pipeline import load_pipeline_config
+from mixnas.pipeline.scoring import build_task, load_space
+from mixnas.search import featurize, load_predictor
+from mixnas.space import arch_from_dict
+
+SEARCHES = ("mixed", "all-softmax", "all-cosformer")
+BASELINES = ("baseline-vit_digits_softmax", "baseline-vit_digits_cosformer")
+
+
+@pytest.fixture(scope="module")
+def micro_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("micro_run")
+    start = time.perf_counter()
+    assert mixnas_main(["run", "--preset", "micro", f"run_dir={run_dir}"]) == 0
+    return run_dir, time.perf_counter() - start
+
+
+def test_micro_run_writes_report_with_searched_and_baseline_rows(micro_run):
+    run_dir, _ = micro_run
+    for name in ("report.md", "pareto.png", "results.json"):
+        assert (run_dir / name).stat().st_size > 0
+    assert (run_dir / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (run_dir / "report.md").read_text()
+    results = json.loads((run_dir / "results.json").read_text())
+    names = [row["name"] for row in results["rows"]]
+    assert names == [f"searched-{s}" for s in SEARCHES] + list(BASELINES)
+    for name in names:
+        assert f"| {name} |" in report
+    for row in results["rows"]:
+        retrained = json.loads((run_dir / "retrain" / row["name"] / "results.json").read_text())
+        assert row["test_accuracy"] == retrained["eval"]["accuracy"] and retrained["eval"]["split"] == "test"
+        assert row["latency_ms"] > 0
+    assert set(results["rows"][1]["attention"].split()) == {"S"}
+    assert set(results["rows"][2]["attention"].split()) == {"C"}
+    assert "Kendall tau" in report and "RMSE" in report and "MAPE" in report
+
+
+def test_every_searched_arch_satisfies_the_constraints_and_scores_are_the_predictors(micro_run):
+    run_dir, _ = micro_run
+    cfg = load_pipeline_config("micro", [f"run_dir={run_dir}"])
+    limit = cfg.search.constraints.flops
+    config = build_task(cfg).model_config(cfg.model.config)
+    space = load_space(cfg, cfg.supernet_dir)
+    predictor = load_predictor(run_dir / "predictors" / "score")
+    result = json.loads((run_dir / "search" / "result.json").read_text())
+    entries = [e for s in SEARCHES for e in result["searches"][s]["top"]] + result["nsga2"]
+    assert len(entries) >= 4
+    for entry in entries:
+        arch = arch_from_dict(entry["arch"])
+        assert count_flops(arch, config, include_embeddings=False) <= limit
+        expected = float(predictor.predict(featurize(space, [arch]))[0])
+        assert entry["predicted_score"] == pytest.approx(expected, abs=1e-12)
+    for kind in ("softmax", "cosformer"):
+        arch = arch_from_dict(result["searches"][f"all-{kind}"]["top"][0]["arch"])
+        assert {layer.attention for layer in arch.layers} == {kind}
+
+
+def test_rerun_reuses_every_step(micro_run, capsys):
+    run_dir, first_seconds = micro_run
+    artifacts = [run_dir / "supernet" / "supernet.pt", run_dir / "collect.csv",
+                 run_dir / "predictors" / "score" / "metrics.json", run_dir / "search" / "result.json",
+                 *(run_dir / "retrain" / name / "model" / "model.pt" for name in BASELINES)]
+    before = [p.stat().st_mtime_ns for p in artifacts]
+    capsys.readouterr()
+    start = time.perf_counter()
+    assert mixnas_main(["run", "--preset", "micro", f"run_dir={run_dir}"]) == 0
+    seconds = time.perf_counter() - start
+    out = capsys.readouterr().out
+    assert [p.stat().st_mtime_ns for p in artifacts] == before
+    for step in ("train-supernet", "collect", "fit-predictor", "search", "retrain"):
+        assert f"[{step}] reused" in out
+    assert "from scratch" not in out
+    assert seconds < first_seconds
+
+
+def test_fit_predictor_command_prints_and_saves_held_out_metrics(micro_run, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    shutil.copytree(micro_run[0] / "supernet", run_dir / "supernet")
+    shutil.copy(micro_run[0] / "collect.csv", run_dir / "collect.csv")
+    assert mixnas_main(["fit-predictor", "--config", "micro", f"run_dir={run_dir}"]) == 0
+    out = capsys.readouterr().out
+    for kind in ("score", "latency"):
+        metrics = json.loads((run_dir / "predictors" / kind / "metrics.json").read_text())
+        assert metrics["n_train"] + metrics["n_test"] == 30
+        assert set(metrics["held_out"]) >= {"kendall_tau", "rmse", "mape"}
+        assert f"{kind} predictor" in out
+    assert "Kendall tau" in out and "RMSE" in out and "MAPE" in out
+
+
+def _search_inputs(micro_run_dir: Path, run_dir: Path) -> Path:
+    for part in ("supernet", "predictors"):
+        shutil.copytree(micro_run_dir / part, run_dir / part)
+    shutil.copy(micro_run_dir / "collect.csv", run_dir / "collect.csv")
+    return run_dir
+
+
+def test_infeasible_constraint_exits_2_naming_smallest_achievable(micro_run, tmp_path, capsys):
+    run_dir = _search_inputs(micro_run[0], tmp_path / "run")
+    cfg = load_pipeline_config("micro", [f"run_dir={run_dir}"])
+    smallest = count_flops(load_space(cfg).smallest(), build_task(cfg).model_config(cfg.model.config),
+                           include_embeddings=False)
+    code = mixnas_main(["search", "--config", "micro", f"run_dir={run_dir}", "search.constraints.flops=1000"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and f"smallest achievable value is {smallest:g}" in err
+
+
+LONG_SEARCH = ["search.restricted=false", "search.nsga2=false", "search.evolution.generations=300"]
+
+
+def test_search_killed_and_resumed_equals_uninterrupted(micro_run, tmp_path):
+    reference = _search_inputs(micro_run[0], tmp_path / "reference")
+    killed = _search_inputs(micro_run[0], tmp_path / "killed")
+    assert mixnas_main(["search", "--config", "micro", f"run_dir={reference}", *LONG_SEARCH]) == 0
+
+    state = killed / "search" / "mixed.state.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "mixnas.cli", "search", "--config", "micro",
+                             f"run_dir={killed}", *LONG_SEARCH], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists() and json.loads(state.read_text())["generation"] >= 5:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the search finished before it could be killed"
+    generation = json.loads(state.read_text())["generation"]
+    assert 5 <= generation < 300 and not (killed / "search" / "result.json").exists()
+
+    assert mixnas_main(["search", "--config", "micro", f"run_dir={killed}", *LONG_SEARCH]) == 2  # needs --resume
+    assert mixnas_main(["search", "--resume", "--config", "micro", f"run_dir={killed}", *LONG_SEARCH]) == 0
+    assert (json.loads((killed / "search" / "result.json").read_text())
+            == json.loads((reference / "search" / "result.json").read_text()))
