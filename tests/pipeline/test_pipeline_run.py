@@ -19,13 +19,14 @@ from mixnas.space import arch_from_dict
 
 SEARCHES = ("mixed", "all-softmax", "all-cosformer")
 BASELINES = ("baseline-vit_digits_softmax", "baseline-vit_digits_cosformer")
+WITH_LATENCY = "collect.latency=true"  # the micro preset skips latency measurement; the run test fits its predictor
 
 
 @pytest.fixture(scope="module")
 def micro_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("micro_run")
     start = time.perf_counter()
-    assert mixnas_main(["run", "--preset", "micro", f"run_dir={run_dir}"]) == 0
+    assert mixnas_main(["run", "--preset", "micro", f"run_dir={run_dir}", WITH_LATENCY]) == 0
     return run_dir, time.perf_counter() - start
 
 
@@ -51,7 +52,7 @@ def test_micro_run_writes_report_with_searched_and_baseline_rows(micro_run):
 
 def test_every_searched_arch_satisfies_the_constraints_and_scores_are_the_predictors(micro_run):
     run_dir, _ = micro_run
-    cfg = load_pipeline_config("micro", [f"run_dir={run_dir}"])
+    cfg = load_pipeline_config("micro", [f"run_dir={run_dir}", WITH_LATENCY])
     limit = cfg.search.constraints.flops
     config = build_task(cfg).model_config(cfg.model.config)
     space = load_space(cfg, cfg.supernet_dir)
@@ -77,7 +78,7 @@ def test_rerun_reuses_every_step(micro_run, capsys):
     before = [p.stat().st_mtime_ns for p in artifacts]
     capsys.readouterr()
     start = time.perf_counter()
-    assert mixnas_main(["run", "--preset", "micro", f"run_dir={run_dir}"]) == 0
+    assert mixnas_main(["run", "--preset", "micro", f"run_dir={run_dir}", WITH_LATENCY]) == 0
     seconds = time.perf_counter() - start
     out = capsys.readouterr().out
     assert [p.stat().st_mtime_ns for p in artifacts] == before
@@ -91,7 +92,7 @@ def test_fit_predictor_command_prints_and_saves_held_out_metrics(micro_run, tmp_
     run_dir = tmp_path / "run"
     shutil.copytree(micro_run[0] / "supernet", run_dir / "supernet")
     shutil.copy(micro_run[0] / "collect.csv", run_dir / "collect.csv")
-    assert mixnas_main(["fit-predictor", "--config", "micro", f"run_dir={run_dir}"]) == 0
+    assert mixnas_main(["fit-predictor", "--config", "micro", f"run_dir={run_dir}", WITH_LATENCY]) == 0
     out = capsys.readouterr().out
     for kind in ("score", "latency"):
         metrics = json.loads((run_dir / "predictors" / kind / "metrics.json").read_text())
@@ -113,13 +114,13 @@ def test_infeasible_constraint_exits_2_naming_smallest_achievable(micro_run, tmp
     cfg = load_pipeline_config("micro", [f"run_dir={run_dir}"])
     smallest = count_flops(load_space(cfg).smallest(), build_task(cfg).model_config(cfg.model.config),
                            include_embeddings=False)
-    code = mixnas_main(["search", "--config", "micro", f"run_dir={run_dir}", "search.constraints.flops=1000"])
+    code = mixnas_main(["search", "--config", "micro", f"run_dir={run_dir}", WITH_LATENCY, "search.constraints.flops=1000"])
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert len(err.splitlines()) == 1 and f"smallest achievable value is {smallest:g}" in err
 
 
-LONG_SEARCH = ["search.restricted=false", "search.nsga2=false", "search.evolution.generations=300"]
+LONG_SEARCH = [WITH_LATENCY, "search.restricted=false", "search.nsga2=false", "search.evolution.generations=300"]
 
 
 def test_search_killed_and_resumed_equals_uninterrupted(micro_run, tmp_path):
