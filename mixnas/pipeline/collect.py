@@ -18,11 +18,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from ..cost import count_flops, count_params, measure_latency
+from ..fileio import atomic_write_text
 from ..space import arch_from_dict
 from .config import PipelineConfig
 from .scoring import fixed_archs, load_supernet, score
@@ -92,10 +92,7 @@ def write_rows(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> No
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(buffer.getvalue())
-    os.replace(tmp, path)
+    atomic_write_text(path, buffer.getvalue())
 
 
 def read_rows(path: Path, columns: list[str] | None = None) -> list[dict[str, str]]:

@@ -25,14 +25,13 @@ state_dict, loadable with weights_only=True), `space.yaml` and `pipeline.yaml`.
 """
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import yaml
 from torch import nn
 
+from ..fileio import atomic_write_text, write_json
 from ..tasks.common import TrainingTask
 from ..train import Trainer
 from ..train.checkpoint import atomic_torch_save
@@ -107,7 +106,7 @@ def train_supernet(cfg: PipelineConfig) -> dict[str, Any]:
     supernet = build_supernet(cfg, task, space)
     out = cfg.supernet_dir
     out.mkdir(parents=True, exist_ok=True)
-    _write_text(out / "pipeline.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    atomic_write_text(out / "pipeline.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     train_task = supernet_training_task(cfg, task, space, supernet)
     with Trainer(train_task, cfg.supernet.train) as trainer:
         summary = trainer.train()
@@ -117,11 +116,6 @@ def train_supernet(cfg: PipelineConfig) -> dict[str, Any]:
     if is_main:
         atomic_torch_save({k: v.detach().cpu() for k, v in supernet.state_dict().items()}, out / SUPERNET_FILE)
         space.save(out / SPACE_FILE)
-        _write_text(out / "summary.json", json.dumps(summary, indent=2, default=str))
+        write_json(out / "summary.json", summary, allow_nan=True)
     return summary
 
-
-def _write_text(path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
