@@ -92,4 +92,5 @@ def tokenized_bleu(hyps: Sequence[str], refs: Sequence[str], tokenize: str = "13
     hyp_tokens = [tokenize_for_bleu(h, tokenize) for h in hyps]
     ref_tokens = [tokenize_for_bleu(r, tokenize) for r in refs]
     note = f"|pre-tok:{tokenize}+compound-split"
-    return _result(sacrebleu.BLEU(tokenize="none"), hyp_tokens, ref_tokens, note)
+    # force=True: the text is tokenized on purpose, so sacreBLEU's "forgot to detokenize" warning is moot.
+    return _result(sacrebleu.BLEU(tokenize="none", force=True), hyp_tokens, ref_tokens, note)
