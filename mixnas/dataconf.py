@@ -136,6 +136,18 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+def resolve_preset(path_or_name: str, directory: Path, what: str) -> Path:
+    """A YAML path as given, else the preset `directory/NAME.yaml`; the error lists the presets."""
+    path = Path(path_or_name)
+    if path.is_file():
+        return path
+    preset = directory / f"{path_or_name}.yaml"
+    if not path.suffix and preset.is_file():
+        return preset
+    names = sorted(p.stem for p in directory.glob("*.yaml"))
+    raise ConfigError(f"no {what} {path_or_name!r}: give a YAML path or one of {', '.join(names)}")
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():

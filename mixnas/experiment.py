@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import torch
 
-from .dataconf import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+from .dataconf import ConfigError, apply_overrides, from_dict, load_yaml, resolve_preset, to_dict
 from .models import build_model
 from .space.arch import Arch, arch_from_dict
 from .tasks.translation.task import TranslationTask, TranslationTaskConfig
@@ -49,20 +49,20 @@ class Experiment:
     eval: EvalSection = field(default_factory=EvalSection)
 
     def data_config(self) -> TranslationTaskConfig | ClassificationDataConfig:
-        cls = TranslationTaskConfig if self.task == "translation" else ClassificationDataConfig
-        return from_dict(cls, self.data, "data")
+        return data_config_for(self.task, self.data)
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
 
 
+def data_config_for(task: str, data: dict[str, Any]) -> TranslationTaskConfig | ClassificationDataConfig:
+    """The typed `data` section of an experiment or pipeline config for `task`."""
+    cls = TranslationTaskConfig if task == "translation" else ClassificationDataConfig
+    return from_dict(cls, data, "data")
+
+
 def load_experiment(path_or_name: str, overrides: list[str] = ()) -> Experiment:
-    path = Path(path_or_name)
-    if not path.suffix and not path.exists():
-        path = CONFIG_DIR / "experiments" / f"{path_or_name}.yaml"
-        if not path.is_file():
-            names = sorted(p.stem for p in (CONFIG_DIR / "experiments").glob("*.yaml"))
-            raise ConfigError(f"no experiment config {path_or_name!r}: give a YAML path or one of {', '.join(names)}")
+    path = resolve_preset(path_or_name, CONFIG_DIR / "experiments", "experiment config")
     exp = from_dict(Experiment, apply_overrides(load_yaml(path), list(overrides)))
     exp.data_config()  # validate the data section now, not after minutes of work
     return exp

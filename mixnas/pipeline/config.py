@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..dataconf import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+from ..dataconf import ConfigError, apply_overrides, from_dict, load_yaml, resolve_preset, to_dict
 from ..search.evolution import EvolutionConfig
 from ..train import TrainConfig
 
@@ -177,22 +177,15 @@ class PipelineConfig:
         return Path(self.run_dir) / "supernet"
 
     def data_config(self):
-        from ..tasks.translation.task import TranslationTaskConfig
-        from ..tasks.vision.task import ClassificationDataConfig
-        cls = TranslationTaskConfig if self.task == "translation" else ClassificationDataConfig
-        return from_dict(cls, self.data, "data")
+        from ..experiment import data_config_for  # lazy: experiment imports models and tasks
+        return data_config_for(self.task, self.data)
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
 
 
 def load_pipeline_config(path_or_name: str, overrides: list[str] = ()) -> PipelineConfig:
-    path = Path(path_or_name)
-    if not path.suffix and not path.exists():
-        path = CONFIG_DIR / "pipelines" / f"{path_or_name}.yaml"
-        if not path.is_file():
-            names = sorted(p.stem for p in (CONFIG_DIR / "pipelines").glob("*.yaml"))
-            raise ConfigError(f"no pipeline config {path_or_name!r}: give a YAML path or one of {', '.join(names)}")
+    path = resolve_preset(path_or_name, CONFIG_DIR / "pipelines", "pipeline config")
     cfg = from_dict(PipelineConfig, apply_overrides(load_yaml(path), list(overrides)))
     cfg.data_config()  # validate the data section now, not after minutes of work
     return cfg
