@@ -9,6 +9,7 @@ import torch
 import yaml
 from torch import nn
 
+from ..dataconf import load_yaml
 from ..fileio import atomic_write
 from ..space.arch import TransformerArch, ViTArch, arch_from_dict
 from .config import TransformerConfig, ViTConfig
@@ -47,11 +48,8 @@ def load_model(directory: str | Path, map_location: str | torch.device = "cpu") 
     for f in (arch_file, weights):
         if not f.is_file():
             raise ValueError(f"{f} does not exist; a saved model directory holds arch.yaml and model.pt")
-    try:
-        meta = yaml.safe_load(arch_file.read_text())
-    except yaml.YAMLError as e:
-        raise ValueError(f"{arch_file} is not valid YAML: {str(e).splitlines()[0]}") from None
-    if not isinstance(meta, dict) or set(meta) != {"arch", "config"}:
+    meta = load_yaml(arch_file)
+    if set(meta) != {"arch", "config"}:
         raise ValueError(f"{arch_file} must hold exactly the keys 'arch' and 'config'")
     arch = arch_from_dict(meta["arch"])
     config_cls = TransformerConfig if isinstance(arch, TransformerArch) else ViTConfig

@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from ..dataconf import load_yaml
+
 T = TypeVar("T")
 
 
@@ -117,10 +119,7 @@ def load_arch(path: str | Path) -> Arch:
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"architecture file {p} does not exist")
-    try:
-        return arch_from_yaml(p.read_text())
-    except yaml.YAMLError as e:
-        raise ValueError(f"{p} is not valid YAML: {str(e).splitlines()[0]}") from None
+    return arch_from_dict(load_yaml(p))
 
 
 # ---------------------------------------------------------------- structural checks

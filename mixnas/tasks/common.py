@@ -6,8 +6,9 @@ number, a fixed architecture leaves it None.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -43,18 +44,31 @@ class TrainingTask:
         self.extra_state.update(state)
 
 
-def eval_mode(model: nn.Module):
-    """Context: eval mode and no grad, restoring the previous mode afterwards."""
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode and no grad, restoring the previous mode afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
 
-    class _Ctx:
-        def __enter__(self):
-            self.was_training = model.training
-            model.eval()
-            self.no_grad = torch.no_grad()
-            self.no_grad.__enter__()
 
-        def __exit__(self, *exc):
-            self.no_grad.__exit__(*exc)
-            model.train(self.was_training)
-
-    return _Ctx()
+def sum_stats(model: nn.Module, batches: Iterable[Any],
+              loss_fn: Callable[[nn.Module, Any], tuple[Tensor, dict[str, Any]]],
+              max_batches: int | None = None) -> dict[str, float]:
+    """Sum of the loss and every stat of `loss_fn` over `batches` (eval mode, no grad): the
+    input of a task's `reduce`, as the trainer sums them over a logging interval."""
+    sums: dict[str, float] = {"loss": 0.0}
+    device = next(model.parameters()).device
+    with eval_mode(model):
+        for i, batch in enumerate(batches):
+            if max_batches is not None and i >= max_batches:
+                break
+            loss, stats = loss_fn(model, batch.to(device))
+            sums["loss"] += float(loss)
+            for key, value in stats.items():
+                sums[key] = sums.get(key, 0.0) + float(value)
+    return sums

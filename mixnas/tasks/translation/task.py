@@ -9,7 +9,7 @@ from torch import nn
 
 from ...models import TransformerConfig
 from ...train.losses import label_smoothed_cross_entropy
-from ..common import TrainingTask, eval_mode
+from ..common import TrainingTask, eval_mode, sum_stats
 from .batching import TranslationBatch
 from .beam import BeamConfig, translate
 from .bleu import corpus_bleu, tokenized_bleu
@@ -73,17 +73,7 @@ class TranslationTask:
 
     def validation_loss(self, model: nn.Module, split: str = "val", max_batches: int | None = None) -> dict[str, float]:
         """Label-smoothed loss and NLL per target token (the search's translation score)."""
-        sums = {"loss": 0.0, "nll": 0.0, "sample_size": 0.0}
-        device = next(model.parameters()).device
-        with eval_mode(model):
-            for i, batch in enumerate(self.batches(split, train=False)):
-                if max_batches is not None and i >= max_batches:
-                    break
-                loss, stats = self.loss(model, batch.to(device))
-                sums["loss"] += float(loss)
-                sums["nll"] += float(stats["nll"])
-                sums["sample_size"] += stats["sample_size"]
-        return self.reduce(sums)
+        return self.reduce(sum_stats(model, self.batches(split, train=False), self.loss, max_batches))
 
     def evaluate(self, model: nn.Module, split: str = "test", limit: int | None = None,
                  beam: BeamConfig | None = None) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...models import ViTConfig
-from ..common import TrainingTask, eval_mode
+from ..common import TrainingTask, sum_stats
 from .batching import ImageBatches, count_correct, default_augment, NO_AUGMENT
 from .data import load_image_splits
 
@@ -64,15 +64,7 @@ class ClassificationTask:
 
     def evaluate(self, model: nn.Module, split: str = "val", limit: int | None = None) -> dict[str, float]:
         """Mean cross-entropy and top-1 accuracy on `split` (first `limit` examples if given)."""
-        sums = {"loss": 0.0, "sample_size": 0.0, "correct": 0.0}
-        device = next(model.parameters()).device
-        with eval_mode(model):
-            for batch in self.batches(split, train=False, limit=limit):
-                loss, stats = self.loss(model, batch.to(device))
-                sums["loss"] += float(loss)
-                sums["sample_size"] += stats["sample_size"]
-                sums["correct"] += stats["correct"]
-        return self.reduce(sums)
+        return self.reduce(sum_stats(model, self.batches(split, train=False, limit=limit), self.loss))
 
     def training_task(self, model: nn.Module, seed: int, *, validate_split: str | None = "val",
                       before_step: Callable[[nn.Module, int], None] | None = None) -> TrainingTask:
