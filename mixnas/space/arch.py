@@ -112,7 +112,8 @@ def arch_from_yaml(text: str) -> Arch:
 
 
 def save_arch(arch: Arch, path: str | Path) -> None:
-    Path(path).write_text(arch_to_yaml(arch))
+    from ..fileio import atomic_write_text
+    atomic_write_text(path, arch_to_yaml(arch))
 
 
 def load_arch(path: str | Path) -> Arch:
