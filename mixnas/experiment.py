@@ -19,8 +19,10 @@ import torch
 
 from .dataconf import ConfigError, apply_overrides, from_dict, load_yaml, resolve_preset, to_dict
 from .models import build_model
+from .models.config import check_model_config
 from .space.arch import Arch, arch_from_dict
 from .tasks.translation.task import TranslationTask, TranslationTaskConfig
+from .tasks.vision.data import SPLITS as IMAGE_SPLITS
 from .tasks.vision.task import ClassificationDataConfig, ClassificationTask
 from .train import TrainConfig
 
@@ -64,8 +66,38 @@ def data_config_for(task: str, data: dict[str, Any]) -> TranslationTaskConfig | 
 def load_experiment(path_or_name: str, overrides: list[str] = ()) -> Experiment:
     path = resolve_preset(path_or_name, CONFIG_DIR / "experiments", "experiment config")
     exp = from_dict(Experiment, apply_overrides(load_yaml(path), list(overrides)))
-    exp.data_config()  # validate the data section now, not after minutes of work
+    # Validate what can be checked without the data now, not after minutes of training.
+    exp.data_config()
+    check_model_config(exp.task, exp.model.config)
+    check_split(exp.eval.split, exp)
     return exp
+
+
+def check_split(split: str, exp: Experiment, key: str = "eval.split") -> str:
+    """`split` if the experiment's data has it, else a ConfigError naming `key` and the splits."""
+    return check_split_of(exp.task, exp.data_config(), split, key)
+
+
+def check_split_of(task: str, data: TranslationTaskConfig | ClassificationDataConfig, split: str, key: str) -> str:
+    """The same for a task and its typed data section (experiments and pipeline configs)."""
+    names = split_names(task, data)
+    if names is not None and split not in names:
+        where = f" in {data.dir}" if task == "translation" else ""
+        raise ConfigError(f"{key}: {split!r} is not a split of this data ({', '.join(names) or 'none'}{where})")
+    return split
+
+
+def split_names(task: str, data: TranslationTaskConfig | ClassificationDataConfig) -> list[str] | None:
+    """The splits a task can evaluate on: train/val/test for classification; for translation the
+    `{split}.{src_lang}` files in data.dir (None while that directory does not exist: the data
+    loader reports that itself, with its fix)."""
+    if task == "classification":
+        return list(IMAGE_SPLITS)
+    directory = Path(data.dir)
+    if not directory.is_dir():
+        return None
+    return sorted(p.name[: -len(data.src_lang) - 1] for p in directory.glob(f"*.{data.src_lang}")
+                  if p.is_file() and not p.name.startswith("."))
 
 
 def resolve_arch(name_or_path: str) -> Arch:

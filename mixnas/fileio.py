@@ -1,11 +1,14 @@
 """Atomic file writes, used for every artifact mixnas writes (checkpoints, models, tables,
 search state, configs): a reader, or a run resumed after SIGKILL, sees either the old file or
-the complete new one, never half of one."""
+the complete new one, never half of one. Reading back: `read_json`, and `safe_torch_load` for
+tensor files (weights only, one-line errors)."""
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -39,6 +42,19 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """`torch.save` of `obj` to `path`, atomically. Serialised in memory first, then written by
+    Python: torch's own file writer turns a full disk into an opaque "unexpected pos" error,
+    Python's write raises OSError(ENOSPC), which the CLI reports as one line."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getbuffer())
+
+
 def write_json(path: str | Path, obj: Any, allow_nan: bool = False) -> None:
     atomic_write_text(path, json.dumps(obj, indent=1, allow_nan=allow_nan, default=str) + "\n")
 
@@ -51,3 +67,44 @@ def read_json(path: str | Path, what: str) -> Any:
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise ValueError(f"{what} {path} is not valid JSON ({e.msg} at line {e.lineno}); delete it or point to another file") from None
+
+
+def safe_torch_load(path: str | Path, what: str, fix: str = "retrain or restore the file",
+                    map_location: Any = "cpu") -> Any:
+    """`torch.load(weights_only=True)` of `path`; any failure becomes one ValueError line that
+    names `what` and `path` and ends with `fix`. torch's own message advises retrying with
+    weights_only=False, which is the wrong advice for a file of unknown origin, so it is dropped."""
+    import torch  # here, not at the top: fileio is imported by modules that do not need torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{what} {path} does not exist; {fix}")
+    try:
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": noise beside the error
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # truncated zip, bad pickle opcodes, unsafe globals, huge sizes...
+        raise ValueError(_torch_load_message(error, path, what, fix)) from None
+
+
+# Lines of torch's weights_only error that are advice (retry unsafely, allowlist globals), not the cause.
+_TORCH_ADVICE = ("weights_only", "Weights only load failed", "trust", "Check the documentation",
+                 "Please file an issue", "safe_globals")
+
+
+def _torch_load_message(error: Exception, path: Path, what: str, fix: str) -> str:
+    text = str(error)
+    unsafe = re.search(r"GLOBAL ([\w.]+)", text)
+    if unsafe:  # the file names a Python callable or class: a pickle payload, not saved tensors
+        return (f"cannot read {what} {path}: it holds Python objects outside the safe set ({unsafe.group(1)}; "
+                f"refused: loading it could run code); it was not written by mixnas; {fix}")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    cause = next((line for line in lines if not any(a in line for a in _TORCH_ADVICE)), "")
+    if "WeightsUnpickler error:" in cause:
+        cause = cause.split("WeightsUnpickler error:", 1)[1].strip()
+    cause = cause.split(". ")[0].rstrip(".")  # torch appends paragraphs of guesses after the cause
+    if not cause or isinstance(error, KeyError):
+        cause = f"{type(error).__name__} {cause}".strip()
+    if path.stat().st_size == 0:
+        cause = "the file is empty"
+    return f"cannot read {what} {path}: it is truncated or corrupt ({cause}); {fix}"

@@ -5,24 +5,57 @@ An exported model is `arch.yaml` = {"arch": arch.to_dict(), "config": config.to_
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+import dataclasses
+import functools
+import math
+import typing
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from ..dataconf import ConfigError, from_dict
 
 
-def _from_dict(cls, d: Any, name: str):
-    if not isinstance(d, dict):
-        raise ValueError(f"{name} must be a mapping, got {type(d).__name__}")
-    known = {f.name for f in fields(cls)}
-    unknown = set(d) - known
-    if unknown:
-        raise ValueError(f"{name} has unknown field(s) {sorted(unknown)}; expected some of {sorted(known)}")
-    return cls(**d)
+class FieldError(ConfigError):
+    """One field's bad value. `key` and `detail` let a loader name the field under its own
+    path ("model.config.dropout: ..."); the plain message names the class."""
+
+    def __init__(self, owner: str, key: str, detail: str):
+        self.key, self.detail = key, detail
+        super().__init__(f"{owner}.{key}: {detail}")
 
 
-def _check_attention_options(options: Any) -> None:
-    if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
-        raise ValueError("attention_options must map an attention kind to a dict of kernel options, "
-                         f"e.g. {{'cosformer': {{'max_len': 1024}}}}; got {options!r}")
+# Per-field rules: (test, what the message says was expected). Types are checked again here
+# (dataconf.from_dict checks them on load) because the configs are also built directly in code.
+Rule = tuple[Callable[[Any], bool], str]
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+POSITIVE_INT: Rule = (lambda v: _is_int(v) and v >= 1, "a positive integer")
+TOKEN_ID: Rule = (lambda v: _is_int(v) and v >= 0, "an integer >= 0")
+BOOL: Rule = (lambda v: isinstance(v, bool), "true or false")
+# (nan and inf fail 0 <= v < 1 as well; isfinite says so explicitly)
+RATE: Rule = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v < 1,
+              "a number in [0, 1)")
+KERNEL_OPTIONS: Rule = (lambda v: isinstance(v, dict) and all(isinstance(o, dict) for o in v.values()),
+                        "a mapping of attention kind to kernel options, e.g. {cosformer: {max_len: 1024}}")
+
+
+def _check_fields(obj: Any, rules: dict[str, Rule], given: Callable[[str], bool] = lambda key: True) -> None:
+    for key, (ok, expected) in rules.items():
+        value = getattr(obj, key)
+        if given(key) and not ok(value):
+            raise FieldError(type(obj).__name__, key, f"expected {expected}, got {value!r}")
+
+
+def _load(cls, data: Any, path: str):
+    """dataconf's typed loader, with a field's range error named under `path` too."""
+    try:
+        return from_dict(cls, data, path)
+    except FieldError as e:
+        raise ConfigError(f"{path}.{e.key}: {e.detail}") from None
 
 
 @dataclass
@@ -41,16 +74,16 @@ class TransformerConfig:
     attention_options: dict = field(default_factory=dict)  # kind -> build_kernel options
 
     def __post_init__(self):
-        for name in ("src_vocab", "tgt_vocab", "max_len"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"TransformerConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
+        _check_fields(self, TRANSFORMER_RULES)
         if self.shared_vocab and self.src_vocab != self.tgt_vocab:
-            raise ValueError(f"shared_vocab needs src_vocab == tgt_vocab, got {self.src_vocab} and "
-                             f"{self.tgt_vocab}; set shared_vocab: false for separate vocabularies")
+            raise FieldError("TransformerConfig", "shared_vocab",
+                             f"needs src_vocab == tgt_vocab, got {self.src_vocab} and {self.tgt_vocab}; "
+                             f"set shared_vocab: false for separate vocabularies")
+        size = min(self.src_vocab, self.tgt_vocab)
         for name in ("pad_id", "bos_id", "eos_id"):
-            if not 0 <= getattr(self, name) < min(self.src_vocab, self.tgt_vocab):
-                raise ValueError(f"TransformerConfig.{name}={getattr(self, name)} is outside the vocabulary")
-        _check_attention_options(self.attention_options)
+            if getattr(self, name) >= size:
+                raise FieldError("TransformerConfig", name,
+                                 f"expected an id inside the vocabulary (< {size}), got {getattr(self, name)}")
 
     def kernel_options(self, kind: str) -> dict[str, Any]:
         """Options for `build_kernel(kind, ...)`: attention dropout, overridden per kind."""
@@ -60,8 +93,16 @@ class TransformerConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TransformerConfig":
-        return _from_dict(cls, d, "TransformerConfig")
+    def from_dict(cls, d: dict[str, Any], path: str = "model.config") -> "TransformerConfig":
+        """Typed and range-checked; errors name `path`.key (the experiment's model.config by default)."""
+        return _load(cls, d, path)
+
+
+TRANSFORMER_RULES: dict[str, Rule] = {
+    "src_vocab": POSITIVE_INT, "tgt_vocab": POSITIVE_INT, "pad_id": TOKEN_ID, "bos_id": TOKEN_ID,
+    "eos_id": TOKEN_ID, "shared_vocab": BOOL, "tie_embeddings": BOOL, "pre_norm": BOOL, "dropout": RATE,
+    "attention_dropout": RATE, "max_len": POSITIVE_INT, "attention_options": KERNEL_OPTIONS,
+}
 
 
 @dataclass
@@ -75,12 +116,10 @@ class ViTConfig:
     attention_options: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.pool not in ("cls", "mean"):
-            raise ValueError(f"ViTConfig.pool must be 'cls' or 'mean', got {self.pool!r}")
-        if self.patch_size < 1 or self.image_size % self.patch_size:
-            raise ValueError(f"ViTConfig.image_size={self.image_size} must be a multiple of "
-                             f"patch_size={self.patch_size}")
-        _check_attention_options(self.attention_options)
+        _check_fields(self, VIT_RULES)
+        if self.image_size % self.patch_size:
+            raise FieldError("ViTConfig", "patch_size",
+                             f"expected a divisor of image_size={self.image_size}, got {self.patch_size}")
 
     @property
     def num_patches(self) -> int:
@@ -97,5 +136,41 @@ class ViTConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ViTConfig":
-        return _from_dict(cls, d, "ViTConfig")
+    def from_dict(cls, d: dict[str, Any], path: str = "model.config") -> "ViTConfig":
+        """Typed and range-checked; errors name `path`.key (the experiment's model.config by default)."""
+        return _load(cls, d, path)
+
+
+VIT_RULES: dict[str, Rule] = {
+    "image_size": POSITIVE_INT, "patch_size": POSITIVE_INT, "in_channels": POSITIVE_INT,
+    "num_classes": POSITIVE_INT, "pool": (lambda v: v in ("cls", "mean"), "'cls' or 'mean'"), "dropout": RATE,
+    "attention_options": KERNEL_OPTIONS,
+}
+_RULES = {TransformerConfig: TRANSFORMER_RULES, ViTConfig: VIT_RULES}
+TASK_CONFIGS = {"translation": TransformerConfig, "classification": ViTConfig}
+
+
+def check_model_config(task: str, values: Any, path: str = "model.config") -> None:
+    """Check the keys a user gave in `model.config` (types and ranges) at config load time.
+    The task fills in the rest from the data (vocabulary, image size, classes) when it builds
+    the model, and the checks between fields (patch_size divides image_size...) run then."""
+    cls = TASK_CONFIGS[task]
+    try:
+        from_dict(_partial(cls), values, path)
+    except FieldError as e:
+        raise ConfigError(f"{path}.{e.key}: {e.detail}") from None
+
+
+_UNSET = object()
+
+
+@functools.cache
+def _partial(cls) -> type:
+    """`cls` with every field optional (unset), whose validate() checks only the fields given."""
+    hints = typing.get_type_hints(cls)
+    fields = [(f.name, hints[f.name], field(default=_UNSET)) for f in dataclasses.fields(cls)]
+
+    def validate(self) -> None:
+        _check_fields(self, _RULES[cls], given=lambda key: getattr(self, key) is not _UNSET)
+
+    return dataclasses.make_dataclass(cls.__name__, fields, namespace={"validate": validate})

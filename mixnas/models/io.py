@@ -10,7 +10,7 @@ import yaml
 from torch import nn
 
 from ..dataconf import load_yaml
-from ..fileio import atomic_write
+from ..fileio import atomic_torch_save, atomic_write, safe_torch_load
 from ..space.arch import TransformerArch, ViTArch, arch_from_dict
 from .config import TransformerConfig, ViTConfig
 from .transformer import Transformer
@@ -38,7 +38,7 @@ def save_model(model: Model, directory: str | Path) -> Path:
     meta = {"arch": model.arch.to_dict(), "config": model.config.to_dict()}
     atomic_write(d / "arch.yaml", lambda p: p.write_text(yaml.safe_dump(meta, sort_keys=False)))
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    atomic_write(d / "model.pt", lambda p: torch.save(state, p))
+    atomic_torch_save(state, d / "model.pt")
     return d
 
 
@@ -53,13 +53,15 @@ def load_model(directory: str | Path, map_location: str | torch.device = "cpu") 
         raise ValueError(f"{arch_file} must hold exactly the keys 'arch' and 'config'")
     arch = arch_from_dict(meta["arch"])
     config_cls = TransformerConfig if isinstance(arch, TransformerArch) else ViTConfig
-    model = build_model(arch, config_cls.from_dict(meta["config"]))
-    state = torch.load(weights, map_location=map_location, weights_only=True)
+    model = build_model(arch, config_cls.from_dict(meta["config"], f"{arch_file}: config"))
+    state = safe_torch_load(weights, "model weights", "retrain the model or restore the file", map_location)
     _load_state(model, state, weights)
     return model
 
 
 def _load_state(model: nn.Module, state: dict, where: Path) -> None:
+    if not isinstance(state, dict):  # a readable file of something else (a tensor, a list...)
+        raise ValueError(f"{where} holds a {type(state).__name__}, not a state_dict; it was not written by save_model")
     try:
         result = model.load_state_dict(state, strict=False)
     except RuntimeError as e:  # shape mismatch

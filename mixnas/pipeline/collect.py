@@ -96,30 +96,71 @@ def write_rows(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> No
 
 
 def read_rows(path: Path, columns: list[str] | None = None) -> list[dict[str, str]]:
-    """Rows of a collect CSV as strings; checks the header when `columns` is given."""
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if columns is not None and reader.fieldnames != columns:
-            raise ValueError(f"{path} has columns {reader.fieldnames}, not those of this config's collection "
-                             f"(another task or space?); move it away or choose another --out")
-        rows = list(reader)
-    for i, row in enumerate(rows):
-        if row.get("index") != str(i):
-            raise ValueError(f"{path} row {i + 1} has index {row.get('index')!r}, expected {i}; the file is corrupt")
-    return rows
+    """Rows of a collect CSV as strings; checks the header when `columns` is given, and every
+    row (all columns, index, arch, numbers) so that a damaged file fails here, naming the row."""
+    return [raw for raw, _ in _read_checked(Path(path), columns)]
 
 
 def load_collected(path: str | Path) -> list[dict[str, Any]]:
     """A collect CSV with numbers parsed (floats; None for empty latency) and the arch decoded."""
-    out = []
-    for row in read_rows(Path(path)):
-        parsed: dict[str, Any] = {}
-        for key, value in row.items():
-            if key == "arch":
-                parsed[key] = arch_from_dict(json.loads(value))
-            elif key == "index":
-                parsed[key] = int(value)
-            else:
+    return [parsed for _, parsed in _read_checked(Path(path), None)]
+
+
+def _fix(path: Path) -> str:
+    return f"delete {path} to collect again, or rerun collect with another --out"
+
+
+def _read_checked(path: Path, columns: list[str] | None) -> list[tuple[dict[str, str], dict[str, Any]]]:
+    """(raw strings, parsed values) of every row; one-line ValueErrors naming file and row."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            header = reader.fieldnames
+            if columns is not None and header != columns:
+                raise ValueError(f"{path} has columns {header}, not those of this config's collection "
+                                 f"(another task or space?); move it away or choose another --out")
+            missing = [c for c in ("index", "arch", "score") if c not in (header or [])]
+            if missing:
+                raise ValueError(f"{path} is not a collect table (no {', '.join(missing)} column); {_fix(path)}")
+            rows = []
+            for raw in reader:
+                rows.append((raw, _parse_row(raw, len(rows), path)))
+    except csv.Error as e:  # NUL bytes, an oversized field, a quote cut off by truncation
+        # line_num counts the lines parsed before the failing one
+        raise ValueError(f"{path} line {reader.line_num + 1} is not valid CSV ({e}); {_fix(path)}") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not UTF-8 text (byte {e.start}); {_fix(path)}") from None
+    return rows
+
+
+def _parse_row(raw: dict[str, Any], i: int, path: Path) -> dict[str, Any]:
+    where = f"{path} row {i + 1}"
+    if None in raw:  # DictReader's key for cells beyond the header
+        raise ValueError(f"{where} has more cells than the header's {len(raw) - 1} columns; {_fix(path)}")
+    if any(v is None for v in raw.values()):  # DictReader's value for cells the line lacks
+        raise ValueError(f"{where} has fewer cells than the header's {len(raw)} columns (a truncated line?); "
+                         f"{_fix(path)}")
+    if raw["index"] != str(i):
+        raise ValueError(f"{where} has index {raw['index']!r}, expected {i}; the file is corrupt; {_fix(path)}")
+    parsed: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "arch":
+            parsed[key] = _parse_arch(value, where, path)
+        elif key == "index":
+            parsed[key] = i
+        else:
+            try:
                 parsed[key] = float(value) if value != "" else None
-        out.append(parsed)
-    return out
+            except ValueError:
+                raise ValueError(f"{where}: {key} is {value!r}, not a number; {_fix(path)}") from None
+    return parsed
+
+
+def _parse_arch(value: str, where: str, path: Path):
+    try:
+        return arch_from_dict(json.loads(value))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{where}: arch is not valid JSON ({e.msg}); {_fix(path)}") from None
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        cause = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ValueError(f"{where}: arch is not an architecture ({cause}); {_fix(path)}") from None

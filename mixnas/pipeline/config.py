@@ -185,7 +185,12 @@ class PipelineConfig:
 
 
 def load_pipeline_config(path_or_name: str, overrides: list[str] = ()) -> PipelineConfig:
+    from ..experiment import check_split_of  # lazy: experiment imports models and tasks
+    from ..models.config import check_model_config
     path = resolve_preset(path_or_name, CONFIG_DIR / "pipelines", "pipeline config")
     cfg = from_dict(PipelineConfig, apply_overrides(load_yaml(path), list(overrides)))
-    cfg.data_config()  # validate the data section now, not after minutes of work
+    # Validate what can be checked without the data now, not after minutes of work.
+    data = cfg.data_config()
+    check_model_config(cfg.task, cfg.model.config)
+    check_split_of(cfg.task, data, cfg.retrain.split, "retrain.split")
     return cfg

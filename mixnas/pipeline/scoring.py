@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..fileio import safe_torch_load
 from ..space import SearchSpace
 from ..supernet import SupernetTransformer, SupernetViT
 from .config import PipelineConfig
@@ -61,11 +62,16 @@ def load_supernet(cfg: PipelineConfig, supernet_path: str | Path):
     if not weights.is_file():
         raise ValueError(f"no supernet weights at {weights}; run `mixnas train-supernet` first or pass its "
                          f"{SUPERNET_FILE}")
+    # Read the file first: a truncated supernet.pt is unreadable, not a mismatch with the config.
+    state = safe_torch_load(weights, "supernet weights", "rerun `mixnas train-supernet` or restore the file")
+    if not isinstance(state, dict):
+        raise ValueError(f"{weights} holds a {type(state).__name__}, not supernet weights; "
+                         f"rerun `mixnas train-supernet` or restore the file")
     task = build_task(cfg)
     space = load_space(cfg, weights.parent)
     supernet = build_supernet(cfg, task, space)
     try:
-        supernet.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        supernet.load_state_dict(state)
     except RuntimeError as e:
         raise ValueError(f"{weights} does not fit the supernet of this config (space, model.config, "
                          f"share_projections): {str(e).splitlines()[0]}") from None

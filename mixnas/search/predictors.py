@@ -17,7 +17,13 @@ describe.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import inspect
+import io
+import json
 import math
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -27,9 +33,10 @@ import torch
 from scipy.stats import kendalltau
 from torch import nn
 
-from ..fileio import atomic_write, atomic_write_text, read_json, write_json
+from ..fileio import atomic_torch_save, atomic_write_text, safe_torch_load, write_json
 
 META_FILE, METRICS_FILE = "predictor.json", "metrics.json"
+REFIT = "refit it with `mixnas fit-predictor`"  # the fix for any damaged predictor file
 
 
 # ---------------------------------------------------------------- features
@@ -86,6 +93,7 @@ class Predictor:
     """Common checks and saving; subclasses implement `_fit`, `_predict`, `_save_model`, `_load_model`."""
 
     kind = ""
+    model_name = ""  # the model file saved beside predictor.json
 
     def __init__(self, feature_names: Sequence[str], seed: int = 0, **params: Any):
         self.feature_names = list(feature_names)
@@ -129,12 +137,17 @@ class Predictor:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self._save_model(directory)
+        # The checksum lets load() refuse a truncated or edited model file before LightGBM parses
+        # it (LightGBM crashes the process on a truncated model text instead of raising).
         write_json(directory / META_FILE, {"kind": self.kind, "feature_names": self.feature_names,
-                                           "seed": self.seed, "params": self.params, **self._extra_meta()})
+                                           "seed": self.seed, "params": self.params,
+                                           "model_sha256": _sha256(directory / self.model_name),
+                                           **self._extra_meta()})
         return directory
 
     @classmethod
-    def _from_meta(cls, meta: dict[str, Any]) -> "Predictor":
+    def _from_meta(cls, meta: dict[str, Any], path: Path) -> "Predictor":
+        _check_params(cls, meta["params"], path)
         obj = cls(meta["feature_names"], seed=meta["seed"], **meta["params"])
         obj.fitted = True
         return obj
@@ -147,6 +160,7 @@ class GBDTPredictor(Predictor):
     """LightGBM gbdt regressor, RankNAS settings by default."""
 
     kind = "gbdt"
+    model_name = "model.txt"
 
     def __init__(self, feature_names: Sequence[str], seed: int = 0, *, n_estimators: int = 300,
                  max_depth: int = 6, num_leaves: int = 30, learning_rate: float = 0.1, min_child_samples: int = 10,
@@ -176,8 +190,18 @@ class GBDTPredictor(Predictor):
     def load(cls, directory: str | Path) -> "GBDTPredictor":
         import lightgbm as lgb
 
-        obj = cls._from_meta(_read_meta(directory, cls.kind))
-        obj.booster = lgb.Booster(model_str=_model_file(directory, "model.txt").read_text())
+        meta = _read_meta(directory, cls.kind)
+        obj = cls._from_meta(meta, Path(directory) / META_FILE)
+        path = _model_file(directory, cls.model_name, meta)
+        text = _booster_text(path)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # LightGBM prints "[Fatal] ..." besides raising
+                obj.booster = lgb.Booster(model_str=text)
+        except lgb.basic.LightGBMError as e:
+            raise ValueError(f"predictor model file {path} is corrupt ({e}); {REFIT}") from None
+        if obj.booster.num_feature() != len(obj.feature_names):
+            raise ValueError(f"predictor model file {path} has {obj.booster.num_feature()} features but "
+                             f"{META_FILE} names {len(obj.feature_names)}; {REFIT}")
         return obj
 
 
@@ -188,6 +212,7 @@ class MLPPredictor(Predictor):
     held-out 7.6% on the synthetic latency of benchmarks/search.py; 5.6% with them)."""
 
     kind = "mlp"
+    model_name = "model.pt"
 
     def __init__(self, feature_names: Sequence[str], seed: int = 0, *, hidden: int = 400, layers: int = 4,
                  epochs: int = 40, batch_size: int = 128, lr: float = 1e-3, weight_decay: float = 1e-2,
@@ -251,16 +276,23 @@ class MLPPredictor(Predictor):
                 "y_mean": self.y_mean, "y_scale": self.y_scale}
 
     def _save_model(self, directory: Path) -> None:
-        atomic_write(directory / "model.pt", lambda tmp: torch.save(self.net.state_dict(), tmp))
+        atomic_torch_save(self.net.state_dict(), directory / "model.pt")
 
     @classmethod
     def load(cls, directory: str | Path) -> "MLPPredictor":
         meta = _read_meta(directory, cls.kind)
-        obj = cls._from_meta(meta)
-        obj.x_mean, obj.x_scale = np.asarray(meta["x_mean"]), np.asarray(meta["x_scale"])
-        obj.y_mean, obj.y_scale = float(meta["y_mean"]), float(meta["y_scale"])
-        state = torch.load(_model_file(directory, "model.pt"), map_location="cpu", weights_only=True)
-        obj.net.load_state_dict(state)
+        meta_path = Path(directory) / META_FILE
+        obj = cls._from_meta(meta, meta_path)
+        width = len(obj.feature_names)
+        obj.x_mean, obj.x_scale = (_numbers(meta, key, width, meta_path) for key in ("x_mean", "x_scale"))
+        obj.y_mean, obj.y_scale = (float(_numbers(meta, key, None, meta_path)) for key in ("y_mean", "y_scale"))
+        path = _model_file(directory, cls.model_name, meta)
+        state = safe_torch_load(path, "predictor weights", REFIT)
+        try:
+            obj.net.load_state_dict(state)
+        except (RuntimeError, TypeError, AttributeError) as e:  # another shape, or not a state_dict
+            cause = str(e).strip().splitlines()[-1].strip() if str(e).strip() else type(e).__name__
+            raise ValueError(f"predictor weights {path} do not match {META_FILE} ({cause}); {REFIT}") from None
         obj.net.eval()
         return obj
 
@@ -281,7 +313,11 @@ def load_predictor(directory: str | Path) -> Predictor:
 
 
 def load_metrics(directory: str | Path) -> dict[str, Any]:
-    return read_json(Path(directory) / METRICS_FILE, "predictor metrics")
+    path = Path(directory) / METRICS_FILE
+    metrics = _read_json(path, "predictor metrics")
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("held_out"), dict):
+        raise ValueError(f"predictor metrics {path} lack the held_out section; {REFIT}")
+    return metrics
 
 
 def fit_predictor(predictor: Predictor, X: np.ndarray, y: np.ndarray, *, test_fraction: float = 0.2,
@@ -303,17 +339,98 @@ def fit_predictor(predictor: Predictor, X: np.ndarray, y: np.ndarray, *, test_fr
     return metrics
 
 
+def _read_json(path: Path, what: str) -> Any:
+    if not path.is_file():
+        raise ValueError(f"{what} {path} does not exist; {REFIT}")
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{what} {path} is not text (corrupt); {REFIT}") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{what} {path} is not valid JSON ({e.msg} at line {e.lineno}); {REFIT}") from None
+
+
 def _read_meta(directory: str | Path, kind: str | None) -> dict[str, Any]:
-    meta = read_json(Path(directory) / META_FILE, "predictor description")
+    path = Path(directory) / META_FILE
+    meta = _read_json(path, "predictor description")
     if not isinstance(meta, dict) or meta.get("kind") not in PREDICTORS:
-        raise ValueError(f"{Path(directory) / META_FILE} does not describe a predictor (kind must be one of {sorted(PREDICTORS)})")
+        raise ValueError(f"{path} does not describe a predictor (kind must be one of {sorted(PREDICTORS)}); {REFIT}")
     if kind is not None and meta["kind"] != kind:
         raise ValueError(f"{directory} holds a {meta['kind']!r} predictor, not {kind!r}; use load_predictor()")
+    names, seed, params = meta.get("feature_names"), meta.get("seed"), meta.get("params")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"{path}: feature_names must be a non-empty list of names; {REFIT}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"{path}: seed must be an integer, got {seed!r}; {REFIT}")
+    if not isinstance(params, dict):
+        raise ValueError(f"{path}: params must be a mapping, got {params!r}; {REFIT}")
     return meta
 
 
-def _model_file(directory: str | Path, name: str) -> Path:
+def _check_params(cls: type[Predictor], params: dict[str, Any], path: Path) -> None:
+    """Each saved param is a keyword of the predictor with the type of its default, so a doctored
+    file fails here rather than deep inside LightGBM or torch."""
+    defaults = {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
+                if p.kind is p.KEYWORD_ONLY}
+    for name, value in params.items():
+        if name not in defaults:
+            raise ValueError(f"{path}: unknown {cls.kind} parameter {name!r}; {REFIT}")
+        default = defaults[name]
+        if isinstance(default, bool):
+            ok, expected = isinstance(value, bool), "true or false"
+        else:  # counts and rates: never negative (nor nan)
+            kinds = (int, float) if isinstance(default, float) else (int,)
+            ok = isinstance(value, kinds) and not isinstance(value, bool) and value >= 0
+            expected = "a number >= 0" if isinstance(default, float) else "an integer >= 0"
+        if not ok:
+            raise ValueError(f"{path}: parameter {name} must be {expected}, got {value!r}; {REFIT}")
+
+
+def _numbers(meta: dict[str, Any], key: str, length: int | None, path: Path) -> Any:
+    """meta[key] as finite numbers: a list of `length`, or one number when `length` is None."""
+    value = meta.get(key)
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        array = np.asarray([np.nan])
+    shape = () if length is None else (length,)
+    if array.shape != shape or not np.all(np.isfinite(array)):
+        what = "a finite number" if length is None else f"a list of {length} finite numbers"
+        raise ValueError(f"{path}: {key} must be {what}; {REFIT}")
+    return array
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _model_file(directory: str | Path, name: str, meta: dict[str, Any]) -> Path:
     path = Path(directory) / name
     if not path.is_file():
-        raise ValueError(f"predictor model file {path} is missing; save the predictor again")
+        raise ValueError(f"predictor model file {path} is missing; {REFIT}")
+    expected = meta.get("model_sha256")  # absent in predictors saved before checksums were written
+    if expected is not None and _sha256(path) != expected:
+        raise ValueError(f"predictor model file {path} does not match the checksum in {META_FILE} "
+                         f"(truncated, edited, or from another fit); {REFIT}")
     return path
+
+
+def _booster_text(path: Path) -> str:
+    """The model text, after checking that each tree lies where `tree_sizes` says and that the
+    tree section ends there: LightGBM reads trees at those offsets without bounds checks."""
+    data = path.read_bytes()
+    sizes = re.search(rb"^tree_sizes=([0-9 ]*)$", data, re.M)
+    start = data.find(b"\nTree=0\n") + 1
+    if not data.startswith(b"tree\n") or sizes is None or start == 0:
+        raise ValueError(f"predictor model file {path} is not a LightGBM model text (corrupt); {REFIT}")
+    offset = start
+    for size in (int(v) for v in sizes.group(1).split()):
+        if not data.startswith(b"Tree=", offset):
+            break
+        offset += size
+    if not data.startswith(b"end of trees", offset):
+        raise ValueError(f"predictor model file {path} is truncated or corrupt (its trees end early); {REFIT}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"predictor model file {path} is not text (corrupt); {REFIT}") from None

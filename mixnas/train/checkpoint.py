@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mixnas.fileio import atomic_write
+from mixnas.fileio import atomic_torch_save, safe_torch_load  # noqa: F401 (atomic_torch_save: re-exported)
 
 FORMAT = "mixnas-train"
 _NAME = re.compile(r"^checkpoint_(\d{8})\.pt$")
@@ -47,15 +47,6 @@ def latest_checkpoint(save_dir: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
-def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """`torch.save` to `path` so that readers only ever see the old or the complete new file."""
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-
-    atomic_write(path, write)
-
-
 def remove_stale_temporaries(save_dir: str | Path) -> None:
     """Delete half-written temporaries left by a process killed inside `atomic_torch_save`."""
     save_dir = Path(save_dir)
@@ -64,19 +55,39 @@ def remove_stale_temporaries(save_dir: str | Path) -> None:
             tmp.unlink(missing_ok=True)
 
 
+# Keys every trainer checkpoint holds; later versions may add more (read those with .get).
+REQUIRED_KEYS = ("step", "epoch", "world_size", "elapsed", "skipped", "stopped_by_task", "model",
+                 "optimizer", "scheduler", "batches", "rng", "config", "task")
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a trainer checkpoint without executing code; one-line errors for bad files."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # truncated, corrupt, or holds objects outside the safe set
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"cannot read checkpoint {path}: {first}") from None
+    fix = "delete it to resume from the previous checkpoint, or start a new run in another save_dir"
+    ckpt = safe_torch_load(path, "checkpoint", fix, map_location)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a mixnas training checkpoint")
+        raise ValueError(f"{path} is not a mixnas training checkpoint (no format tag {FORMAT!r}); "
+                         f"pass a checkpoint_*.pt written by the mixnas trainer")
+    _check_checkpoint(ckpt, path, fix)
     return ckpt
+
+
+def _check_checkpoint(ckpt: dict[str, Any], path: Path, fix: str) -> None:
+    """The keys the trainer reads unconditionally, so a damaged file fails here, not mid-resume."""
+    missing = [key for key in REQUIRED_KEYS if key not in ckpt]
+    if missing:
+        raise ValueError(f"checkpoint {path} lacks {', '.join(missing)}; it is incomplete or not written by "
+                         f"the mixnas trainer; {fix}")
+    for key, low in (("step", 0), ("epoch", 0), ("world_size", 1)):
+        value = ckpt[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"checkpoint {path}: {key} must be an integer >= {low}, got {value!r}; {fix}")
+    if not isinstance(ckpt["model"], dict):
+        raise ValueError(f"checkpoint {path}: model must be a state_dict, got {type(ckpt['model']).__name__}; {fix}")
+    if not isinstance(ckpt["rng"], (list, tuple)) or len(ckpt["rng"]) != ckpt["world_size"]:
+        raise ValueError(f"checkpoint {path}: rng must hold one state per process ({ckpt['world_size']}); {fix}")
 
 
 def prune_checkpoints(save_dir: str | Path, keep_last: int) -> None:

@@ -1,3 +1,5 @@
+import csv
+import io
 import json
 
 import pytest
@@ -70,3 +72,65 @@ def test_missing_supernet_is_a_clear_error(tmp_path):
     cfg = load_pipeline_config("micro", [f"run_dir={tmp_path}"])
     with pytest.raises(ValueError, match="run `mixnas train-supernet` first"):
         collect(cfg, tmp_path / "supernet", tmp_path / "c.csv")
+
+
+def _damage(text: str, how: str) -> str:
+    """`text` (a good collect CSV) damaged in one of the ways a disk, an editor or a kill can."""
+    lines = text.splitlines(keepends=True)
+    header = lines[0].rstrip("\n").split(",")
+    if how == "truncated":  # cut in the middle of the last row's arch JSON (an unclosed quote)
+        return text[: len("".join(lines[:-1])) + len(lines[-1]) // 2]
+    if how == "junk":  # e.g. a block of the disk that is not text: one endless field
+        return lines[0] + "x" * 200_000 + "\n"
+    if how == "not-a-number":
+        cells = lines[2].split(",")
+        cells[-1] = "abc\n"  # the last feature column of row 2
+        return "".join(lines[:2] + [",".join(cells)] + lines[3:])
+    if how == "wrong-index":
+        return "".join(lines[:2] + ["7" + lines[2][1:]] + lines[3:])
+    if how == "missing-column":
+        drop = header.index("score")
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows(row[:drop] + row[drop + 1:] for row in csv.reader(lines))
+        return out.getvalue()
+    if how == "bad-arch":
+        return lines[0] + lines[1].replace('"type"', '"tipe"', 1) + "".join(lines[2:])
+    if how == "short-row":
+        return "".join(lines[:3]) + "2,\n"
+    raise AssertionError(how)
+
+
+@pytest.mark.parametrize("how, message", [
+    ("truncated", r"row 3 has fewer cells"),
+    ("junk", r"line 2 is not valid CSV \(field larger than field limit"),
+    ("not-a-number", r"row 2: feat:\S+ is 'abc', not a number"),
+    ("wrong-index", r"row 2 has index '7', expected 1"),
+    ("missing-column", r"is not a collect table \(no score column\)"),
+    ("bad-arch", r"row 1: arch is not an architecture"),
+    ("short-row", r"row 3 has fewer cells"),
+])
+def test_damaged_table_is_one_line_naming_file_and_row(trained_micro, tmp_path, how, message):
+    cfg, supernet_dir = trained_micro
+    good = tmp_path / "good.csv"
+    collect(cfg, supernet_dir, good, num_archs=3)
+    bad = tmp_path / "bad.csv"
+    bad.write_text(_damage(good.read_text(), how))
+    for read in (load_collected, read_rows):
+        with pytest.raises(ValueError, match=message) as error:
+            read(bad)
+        text = str(error.value)
+        assert str(bad) in text and "another --out" in text and "\n" not in text
+
+
+def test_damaged_table_in_the_collect_command(trained_micro, tmp_path, capsys):
+    from mixnas.cli import main
+
+    cfg, supernet_dir = trained_micro
+    out = tmp_path / "c.csv"
+    collect(cfg, supernet_dir, out, num_archs=2)
+    out.write_text(_damage(out.read_text(), "not-a-number"))
+    rc = main(["collect", "--config", "micro", f"run_dir={tmp_path}", "--supernet", str(supernet_dir),
+               "--out", str(out), "--num-archs", "3"])
+    captured = capsys.readouterr()
+    assert rc == 2 and captured.err.count("\n") == 1, captured.err
+    assert f"{out} row 2:" in captured.err and "not a number" in captured.err

@@ -116,3 +116,67 @@ def test_bad_inputs_give_clear_errors(data, tmp_path):
     (tmp_path / "model.txt").unlink()
     with pytest.raises(ValueError, match="model file .* is missing"):
         load_predictor(tmp_path)
+
+
+def _damaged(predictor, directory, damage: str):
+    """Save `predictor` into `directory`, then damage one of its files."""
+    predictor.save(directory)
+    meta_path = directory / "predictor.json"
+    meta = json.loads(meta_path.read_text())
+    model = directory / predictor.model_name
+    if damage.startswith("old-"):  # a predictor saved before checksums were recorded
+        del meta["model_sha256"]
+        meta_path.write_text(json.dumps(meta))
+        damage = damage[len("old-"):]
+    if damage == "truncated-model":
+        model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+    elif damage == "payload-model":
+        import torch
+
+        class Payload:
+            def __reduce__(self):
+                return __import__("os").system, ("true",)
+
+        torch.save({"0.weight": Payload()}, model)
+    elif damage == "bad-json":
+        meta_path.write_text(meta_path.read_text()[:40])
+    elif damage == "binary-json":
+        meta_path.write_bytes(b"\xff\xfe\x00garbage")
+    elif damage == "bad-param":
+        meta_path.write_text(json.dumps({**meta, "params": {**meta["params"], "learning_rate": "fast"}}))
+    elif damage == "bad-scale":
+        meta_path.write_text(json.dumps({**meta, "x_scale": meta["x_scale"][:-1]}))
+    return directory
+
+
+SMALL = {"gbdt": lambda names: GBDTPredictor(names, seed=0, n_estimators=5),
+         "mlp": lambda names: MLPPredictor(names, seed=0, hidden=8, layers=1, epochs=1)}
+
+
+@pytest.mark.parametrize("kind, damage, message", [
+    ("gbdt", "truncated-model", r"model.txt does not match the checksum in predictor.json"),
+    ("gbdt", "old-truncated-model", r"model.txt is truncated or corrupt \(its trees end early\)"),  # not a segfault
+    ("gbdt", "bad-json", r"predictor.json is not valid JSON"),
+    ("gbdt", "binary-json", r"predictor.json is not text"),
+    ("gbdt", "bad-param", r"predictor.json: parameter learning_rate must be a number >= 0, got 'fast'"),
+    ("mlp", "truncated-model", r"model.pt does not match the checksum"),
+    ("mlp", "old-truncated-model", r"cannot read predictor weights .*model.pt: it is truncated or corrupt"),
+    ("mlp", "old-payload-model", r"model.pt: it holds Python objects outside the safe set"),
+    ("mlp", "bad-scale", r"predictor.json: x_scale must be a list of \d+ finite numbers"),
+])
+def test_damaged_predictor_files_are_one_line_errors(data, tmp_path, kind, damage, message):
+    _, _, X, y, names = data
+    directory = _damaged(SMALL[kind](names).fit(X[:100], y[:100]), tmp_path, damage)
+    with pytest.raises(ValueError, match=message) as err:
+        load_predictor(directory)
+    text = str(err.value)
+    assert str(directory) in text and "`mixnas fit-predictor`" in text
+    assert "\n" not in text and "weights_only" not in text
+
+
+def test_damaged_metrics_file(data, tmp_path):
+    _, _, X, y, names = data
+    fit_predictor(SMALL["gbdt"](names), X[:100], y[:100], directory=tmp_path)
+    (tmp_path / "metrics.json").write_text('{"held_out": ')
+    with pytest.raises(ValueError, match=r"metrics.json is not valid JSON .*`mixnas fit-predictor`"):
+        load_metrics(tmp_path)

@@ -134,3 +134,94 @@ def test_default_cache_dir_follows_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("MIXNAS_CACHE")
     assert default_cache_dir() == type(tmp_path).home() / ".cache" / "mixnas" / "translation"
     assert os.fspath(default_cache_dir()).endswith(os.path.join(".cache", "mixnas", "translation"))
+
+
+def _fresh_cache(corpus, cache):
+    """A tokenizer cache of its own (the tests damage it); returns (model path, encoded val path)."""
+    built = TranslationData(TranslationDataConfig(data_dir=str(corpus), vocab_size=48, cache_dir=str(cache)))
+    built.split("val")
+    model = built.tokenizer.model_path
+    return model, next(model.parent.glob("val.en-de.*.pt"))
+
+
+def _reload(corpus, cache):
+    data = TranslationData(TranslationDataConfig(data_dir=str(corpus), vocab_size=48, cache_dir=str(cache)))
+    return data.split("val")
+
+
+def _assert_one_line_naming(error, path):
+    text = str(error.value)
+    assert str(path) in text and "\n" not in text and "weights_only" not in text
+    assert f"delete the cache directory {path.parent}" in text or f"or the cache directory {path.parent}" in text
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("truncated", r"its checksum differs from settings.json"),
+    ("old-truncated", r"is corrupt \(INTERNAL: could not parse ModelProto"),  # a cache without the checksum
+    ("bad-settings", r"settings.json is corrupt \(JSONDecodeError\)"),
+])
+def test_corrupt_tokenizer_cache_is_one_line(corpus, tmp_path, damage, message):
+    model, _ = _fresh_cache(corpus, tmp_path)
+    settings = model.with_name("settings.json")
+    if damage == "old-truncated":
+        settings.write_text(settings.read_text().replace('"model_sha256"', '"unused"'))
+    if damage.endswith("truncated"):
+        model.write_bytes(model.read_bytes()[:1000])
+    else:
+        settings.write_text("{")
+    with pytest.raises(ValueError, match=message) as error:
+        _reload(corpus, tmp_path)
+    _assert_one_line_naming(error, settings if damage == "bad-settings" else model)
+
+
+def test_deleting_the_named_cache_directory_rebuilds_it(corpus, tmp_path):
+    model, _ = _fresh_cache(corpus, tmp_path)
+    good = model.read_bytes()
+    model.write_bytes(good[:1000])
+    with pytest.raises(ValueError, match="delete the cache directory"):
+        _reload(corpus, tmp_path)
+    for path in model.parent.iterdir():
+        path.unlink()
+    model.parent.rmdir()
+    assert len(_reload(corpus, tmp_path)) == 40 and model.read_bytes() == good
+
+
+class _Payload:
+    def __reduce__(self):
+        return os.system, ("true",)
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("truncated", r"cannot read encoded split cache .*: it is truncated or corrupt"),
+    ("payload", r"holds Python objects outside the safe set"),
+    ("offsets", r"encoded split cache .* is corrupt \(src offsets do not index its \d+ tokens\)"),
+    ("ids", r"is corrupt \(tgt holds token ids outside the vocabulary of 48 pieces\)"),
+    ("keys", r"is corrupt \(expected a dict of tensors src, src_offsets, tgt, tgt_offsets\)"),
+])
+def test_corrupt_encoded_split_cache_is_one_line(corpus, tmp_path, damage, message):
+    _, encoded = _fresh_cache(corpus, tmp_path)
+    tensors = torch.load(encoded, weights_only=True)
+    if damage == "truncated":
+        encoded.write_bytes(encoded.read_bytes()[:-200])
+    elif damage == "payload":
+        torch.save({**tensors, "src": _Payload()}, encoded)
+    elif damage == "offsets":
+        torch.save({**tensors, "src_offsets": tensors["src_offsets"] + 1}, encoded)
+    elif damage == "ids":
+        torch.save({**tensors, "tgt": tensors["tgt"] + 1000}, encoded)
+    else:
+        torch.save({"src": tensors["src"]}, encoded)
+    with pytest.raises(ValueError, match=message) as error:
+        _reload(corpus, tmp_path)
+    _assert_one_line_naming(error, encoded)
+
+
+def test_corrupt_cache_in_the_train_command(corpus, tmp_path, capsys):
+    from mixnas.cli import main
+
+    model, _ = _fresh_cache(corpus, tmp_path / "cache")
+    model.write_bytes(model.read_bytes()[:1000])
+    rc = main(["train", "--config", "multi30k_transformer", f"data.dir={corpus}", "data.vocab_size=48",
+               f"data.cache_dir={tmp_path / 'cache'}", f"train.save_dir={tmp_path / 'run'}"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and f"{model} is corrupt" in err, err

@@ -153,7 +153,7 @@ def test_bad_batches(tmp_path):
         return path
 
     good = _batch(3, 0, b"x")
-    with pytest.raises(ValueError, match=r"'data' must be a uint8 array of shape \(N, 3072\), got object"):
+    with pytest.raises(ValueError, match=r"refusing numpy dtype 'O8'"):  # refused before the array exists
         load_batch(write({**good, b"data": good[b"data"].astype(object)}))
     with pytest.raises(ValueError, match=r"got uint8 \(3, 1024\)"):
         load_batch(write({**good, b"data": good[b"data"][:, :1024].copy()}))
@@ -180,3 +180,88 @@ def test_missing_files_and_directory(tmp_path):
         load_cifar10(tmp_path / "nowhere")
     with pytest.raises(ValueError, match=r"cifar10 needs data_dir="):
         load_cifar10(None)
+
+
+def _push(obj) -> bytes:
+    """The protocol-2 opcodes that push `obj` (a pickle without its PROTO header and STOP)."""
+    return pickle.dumps(obj, protocol=2)[2:-1]
+
+
+def _bytes(data: bytes) -> bytes:
+    """Python 2's str opcode (bytes under encoding="bytes"); protocol 2 would pickle b"" as a call."""
+    return pickle.SHORT_BINSTRING + bytes([len(data)]) + data
+
+
+def _global(module: str, name: str) -> bytes:
+    return pickle.GLOBAL + f"{module}\n{name}\n".encode()
+
+
+def _call(module: str, name: str, *args) -> bytes:
+    return _global(module, name) + _push(args) + pickle.REDUCE
+
+
+def _huge_array_state(shape) -> bytes:
+    """An array whose BUILD state claims `shape` (uint8) but carries no bytes."""
+    dtype = _call("numpy", "dtype", "u1", False, True) + _push((3, "|", None, None, None, -1, -1, 0)) + pickle.BUILD
+    array = _global("numpy.core.multiarray", "_reconstruct") + _global("numpy", "ndarray") + _push((0,)) \
+        + _bytes(b"b") + pickle.TUPLE3 + pickle.REDUCE
+    state = pickle.MARK + _push(1) + _push(shape) + dtype + pickle.NEWFALSE + _bytes(b"") + pickle.TUPLE
+    return array + state + pickle.BUILD
+
+
+HUGE = 2**40  # a terabyte of uint8: allocating it fails with MemoryError (or worse, succeeds lazily)
+
+
+@pytest.mark.parametrize("body, message", [
+    (_global("numpy.core.multiarray", "_reconstruct") + _global("numpy", "ndarray") + _push((HUGE,))
+     + _bytes(b"b") + pickle.TUPLE3 + pickle.REDUCE, "refusing numpy _reconstruct with shape"),
+    (_global("numpy", "ndarray") + _push(((HUGE,), "u1")) + pickle.REDUCE, "refusing to call numpy.ndarray"),
+    (_huge_array_state((HUGE,)), r"refusing numpy array shape \(1099511627776,\)"),
+    (_huge_array_state((60001, 3072)), r"refusing numpy array of shape \(60001, 3072\): more than"),
+    (_huge_array_state((2**62, 4)), "refusing numpy array shape"),  # a product that overflows int64
+    (_huge_array_state((2, 3)), r"numpy array of shape \(2, 3\) needs 6 bytes of data, got 0"),
+], ids=["reconstruct-shape", "ndarray-call", "state-shape", "state-over-limit", "state-overflow", "state-no-bytes"])
+def test_huge_arrays_are_refused_before_allocation(tmp_path, body, message):
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(b"\x80\x02" + body + pickle.STOP)
+    with pytest.raises(ValueError, match="data_batch_1: " + message) as error:
+        restricted_load(path)
+    assert "\n" not in str(error.value)
+
+
+def test_the_crafted_state_is_a_real_array_when_its_bytes_are_there(tmp_path):
+    # Control for the cases above: the same hand-written opcodes with the bytes present load.
+    body = _huge_array_state((2, 3)).replace(_bytes(b""), _bytes(bytes(range(6))))
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(b"\x80\x02" + body + pickle.STOP)
+    assert restricted_load(path).tolist() == [[0, 1, 2], [3, 4, 5]]
+
+
+def test_dtype_state_cannot_change_numpys_shared_dtype(tmp_path):
+    # np.dtype("u1", False, False) is numpy's process-wide uint8 dtype; BUILD would modify it.
+    path = tmp_path / "data_batch_1"
+    flags = _call("numpy", "dtype", "u1", False, False) + _push((3, "|", None, None, None, -1, -1, 16)) + pickle.BUILD
+    path.write_bytes(b"\x80\x02" + flags + pickle.STOP)
+    with pytest.raises(ValueError, match=r"refusing numpy dtype state"):
+        restricted_load(path)
+    assert np.dtype("u1").flags == 0
+
+
+def test_oversized_file_is_refused_unread(tmp_path, monkeypatch):
+    from mixnas.tasks.vision import cifar
+
+    write_cifar(tmp_path, n=4)
+    monkeypatch.setattr(cifar, "MAX_FILE_BYTES", 1000)
+    with pytest.raises(ValueError, match=r"data_batch_1 is larger than 1000 bytes"):
+        restricted_load(tmp_path / "data_batch_1")
+
+
+def test_huge_array_gives_one_line_in_the_cli(tmp_path, capsys):
+    from mixnas.cli import main
+
+    write_cifar(tmp_path, n=4)
+    (tmp_path / "data_batch_2").write_bytes(b"\x80\x02" + _huge_array_state((HUGE,)) + pickle.STOP)
+    rc = main(["train", "--config", "digits_vit", "data.name=cifar10", f"data.dir={tmp_path}", "train.max_updates=2",
+               "train.warmup_updates=1", f"train.save_dir={tmp_path / 'run'}"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "data_batch_2" in err and "refusing numpy array" in err, err

@@ -16,8 +16,15 @@ from mixnas.train import checkpoint as ckpt_mod
 from train_toy import run
 
 
+def _complete(model, step=0, **extra):
+    """The smallest checkpoint load_checkpoint accepts: every required key, one process."""
+    return {"format": ckpt_mod.FORMAT, "version": 1, "step": step, "epoch": 1, "world_size": 1, "elapsed": 0.0,
+            "skipped": 0, "stopped_by_task": False, "model": model, "optimizer": {}, "scheduler": {},
+            "batches": {}, "rng": [{}], "config": {}, "task": {}, **extra}
+
+
 def _fake_checkpoint(path, model, step=0):
-    ckpt_mod.atomic_torch_save({"format": ckpt_mod.FORMAT, "step": step, "model": model}, path)
+    ckpt_mod.atomic_torch_save(_complete(model, step), path)
 
 
 def test_crash_during_write_keeps_previous_checkpoint_latest(tmp_path, monkeypatch):
@@ -50,13 +57,14 @@ def test_sigkill_during_write_leaves_no_truncated_checkpoint(tmp_path):
         sys.path.insert(0, {str(os.path.dirname(__file__))!r})
         from train_toy import run
         run({str(tmp_path)!r}, max_updates=4, checkpoint_every=4)
-        real_save = torch.save
-        def die_halfway(obj, f, *args, **kwargs):
-            real_save(obj, f, *args, **kwargs)
-            f.truncate(f.tell() // 2)
-            f.flush()
-            os.kill(os.getpid(), signal.SIGKILL)
-        torch.save = die_halfway
+        real_fsync = os.fsync
+        def die_halfway(fd):  # checkpoint 8's temporary is written: cut it, die before the rename
+            name = os.readlink(f"/proc/self/fd/{{fd}}")
+            if ".checkpoint_00000008.pt." in name:
+                os.truncate(name, os.path.getsize(name) // 2)
+                os.kill(os.getpid(), signal.SIGKILL)
+            real_fsync(fd)
+        os.fsync = die_halfway
         run({str(tmp_path)!r}, max_updates=8, checkpoint_every=8)
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
@@ -75,7 +83,8 @@ def test_truncated_or_foreign_files_give_one_line_errors(tmp_path):
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="cannot read checkpoint") as err:
         load_checkpoint(cut)
-    assert "\n" not in str(err.value)
+    assert "\n" not in str(err.value) and "truncated or corrupt" in str(err.value)
+    assert str(cut) in str(err.value) and "weights_only=False" not in str(err.value)
 
     class Evil:
         def __reduce__(self):
@@ -83,9 +92,10 @@ def test_truncated_or_foreign_files_give_one_line_errors(tmp_path):
 
     evil = tmp_path / "evil.pt"
     evil.write_bytes(pickle.dumps({"format": "mixnas-train", "x": Evil()}, protocol=2))
-    with pytest.raises(ValueError, match="cannot read checkpoint"):
+    with pytest.raises(ValueError, match="cannot read checkpoint .* outside the safe set") as err:
         load_checkpoint(evil)
     assert not (tmp_path / "pwned").exists()
+    assert "weights_only=False" not in str(err.value) and "\n" not in str(err.value)
 
     other = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(2)}, other)
@@ -145,3 +155,45 @@ def test_average_checkpoints_rejects_mismatches(tmp_path):
         average_checkpoints([a, c])
     with pytest.raises(ValueError, match="at least one"):
         average_checkpoints([])
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(drop=("optimizer", "rng")), r"lacks optimizer, rng; it is incomplete"),
+    (dict(step="4"), r"step must be an integer >= 0, got '4'"),
+    (dict(world_size=0), r"world_size must be an integer >= 1, got 0"),
+    (dict(epoch=True), r"epoch must be an integer >= 0, got True"),
+    (dict(model=[1, 2]), r"model must be a state_dict, got list"),
+    (dict(rng=[{}, {}]), r"rng must hold one state per process \(1\)"),
+])
+def test_tagged_checkpoint_with_missing_or_bad_keys(tmp_path, change, message):
+    ckpt = _complete({"w": torch.zeros(2)})
+    for key in change.pop("drop", ()):
+        del ckpt[key]
+    ckpt.update(change)
+    path = tmp_path / "checkpoint_00000004.pt"
+    torch.save(ckpt, path)
+    with pytest.raises(ValueError, match=message) as err:
+        load_checkpoint(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_extra_keys_of_later_versions_are_allowed(tmp_path):
+    path = tmp_path / "checkpoint_00000004.pt"
+    torch.save(_complete({"w": torch.zeros(2)}, step=4, grad_norm=1.5, something_new={"a": 1}), path)
+    assert load_checkpoint(path)["something_new"] == {"a": 1}
+
+
+def test_evaluate_command_reports_an_incomplete_checkpoint_in_one_line(tmp_path, capsys):
+    import yaml
+
+    from mixnas.cli import main
+    from mixnas.experiment import load_experiment
+
+    exp = load_experiment("digits_vit", [f"train.save_dir={tmp_path}"])
+    (tmp_path / "experiment.yaml").write_text(yaml.safe_dump(exp.to_dict()))
+    ckpt = _complete({"w": torch.zeros(2)}, step=2)
+    del ckpt["model"]
+    torch.save(ckpt, tmp_path / "checkpoint_00000002.pt")
+    rc = main(["evaluate", "--checkpoint", str(tmp_path / "checkpoint_00000002.pt")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "checkpoint_00000002.pt lacks model" in err, err

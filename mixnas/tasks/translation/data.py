@@ -21,7 +21,7 @@ import torch
 
 from mixnas.tasks.translation.batching import TokenBatches
 from mixnas.tasks.translation.corpus import read_parallel, split_path
-from mixnas.fileio import atomic_write_bytes
+from mixnas.fileio import atomic_write_bytes, safe_torch_load
 from mixnas.tasks.translation.tokenizer import SentencePieceTokenizer, build_tokenizer, file_digest
 
 
@@ -74,9 +74,35 @@ class EncodedSplit:
         atomic_write_bytes(path, buffer.getvalue())
 
     @classmethod
-    def load(cls, path: Path) -> "EncodedSplit":
-        tensors = torch.load(path, weights_only=True)
+    def load(cls, path: Path, vocab_size: int | None = None) -> "EncodedSplit":
+        """A cached split, checked so that a damaged cache fails here and not inside batching
+        (token ids also below `vocab_size` when given)."""
+        path = Path(path)
+        fix = f"delete it (or the cache directory {path.parent}) and it is rebuilt"
+        tensors = safe_torch_load(path, "encoded split cache", fix)
+        problem = _encoded_problem(tensors, vocab_size)
+        if problem:
+            raise ValueError(f"encoded split cache {path} is corrupt ({problem}); {fix}")
         return cls(tensors["src"], tensors["src_offsets"], tensors["tgt"], tensors["tgt_offsets"])
+
+
+def _encoded_problem(tensors, vocab_size: int | None) -> str | None:
+    """What is wrong with a loaded cache (None if nothing): four 1-D integer tensors of ids in
+    the vocabulary, offsets starting at 0, never decreasing, ending at the token count."""
+    keys = ("src", "src_offsets", "tgt", "tgt_offsets")
+    if not isinstance(tensors, dict) or not all(isinstance(tensors.get(k), torch.Tensor) for k in keys):
+        return f"expected a dict of tensors {', '.join(keys)}"
+    for side in ("src", "tgt"):
+        ids, offsets = tensors[side], tensors[f"{side}_offsets"]
+        if ids.dim() != 1 or offsets.dim() != 1 or ids.is_floating_point() or offsets.is_floating_point():
+            return f"{side} ids and offsets must be 1-D integer tensors"
+        if len(offsets) < 1 or offsets[0] != 0 or offsets[-1] != len(ids) or bool((offsets.diff() < 0).any()):
+            return f"{side} offsets do not index its {len(ids)} tokens"
+        if len(ids) and (ids.min() < 0 or (vocab_size is not None and ids.max() >= vocab_size)):
+            return f"{side} holds token ids outside the vocabulary of {vocab_size} pieces"
+    if len(tensors["src_offsets"]) != len(tensors["tgt_offsets"]):
+        return "source and target pair counts differ"
+    return None
 
 
 @dataclass(frozen=True)
@@ -137,7 +163,7 @@ class TranslationData:
         key = hashlib.sha256(f"{file_digest(src_path)} {file_digest(tgt_path)}".encode()).hexdigest()[:20]
         cached = self.tokenizer.model_path.parent / f"{split}.{self.config.src_lang}-{self.config.tgt_lang}.{key}.pt"
         if cached.is_file():
-            encoded = EncodedSplit.load(cached)
+            encoded = EncodedSplit.load(cached, self.tokenizer.vocab_size)
         else:
             src_lines, tgt_lines = read_parallel(src_path, tgt_path)
             encoded = EncodedSplit.from_ids(self.tokenizer.encode_lines(src_lines), self.tokenizer.encode_lines(tgt_lines))

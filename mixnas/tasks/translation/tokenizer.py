@@ -52,7 +52,11 @@ class SentencePieceTokenizer:
         if not self.model_path.is_file():
             raise ValueError(f"SentencePiece model {self.model_path} does not exist; build it with build_tokenizer()")
         # A SentencePiece model is a protobuf message: loading it never runs code.
-        self.processor = spm.SentencePieceProcessor(model_file=str(self.model_path))
+        try:
+            self.processor = spm.SentencePieceProcessor(model_file=str(self.model_path))
+        except (RuntimeError, OSError) as error:  # truncated or overwritten: "could not parse ModelProto"
+            cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ValueError(corrupt_cache_message(self.model_path, cause)) from None
         got = (self.processor.pad_id(), self.processor.bos_id(), self.processor.eos_id(), self.processor.unk_id())
         if got != (PAD_ID, BOS_ID, EOS_ID, UNK_ID):
             raise ValueError(
@@ -81,6 +85,28 @@ class SentencePieceTokenizer:
             if token not in (PAD_ID, BOS_ID):
                 pieces.append(int(token))
         return self.processor.decode(pieces)
+
+
+def corrupt_cache_message(path: Path, cause: str) -> str:
+    """One line for a damaged file in a tokenizer cache directory: name it, and how to recover."""
+    return (f"cached SentencePiece file {path} is corrupt ({cause}); delete the cache directory "
+            f"{path.parent} and it is rebuilt from the training data")
+
+
+def _cached_tokenizer(model_path: Path, vocab_size: int) -> SentencePieceTokenizer:
+    """The cached model, checked against the checksum and vocabulary size recorded beside it."""
+    settings_path = model_path.with_name("settings.json")
+    try:
+        recorded = json.loads(settings_path.read_bytes()) if settings_path.is_file() else {}
+    except (ValueError, OSError) as error:  # bad JSON or bytes that are not UTF-8
+        raise ValueError(corrupt_cache_message(settings_path, type(error).__name__)) from None
+    expected = recorded.get("model_sha256") if isinstance(recorded, dict) else None
+    if expected is not None and file_digest(model_path) != expected:  # absent in caches of older versions
+        raise ValueError(corrupt_cache_message(model_path, "its checksum differs from settings.json"))
+    tokenizer = SentencePieceTokenizer(model_path)
+    if tokenizer.vocab_size != vocab_size:
+        raise ValueError(corrupt_cache_message(model_path, f"{tokenizer.vocab_size} pieces, expected {vocab_size}"))
+    return tokenizer
 
 
 def _vocab_error(message: str, vocab_size: int, where: str) -> ValueError:
@@ -121,7 +147,7 @@ def build_tokenizer(
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
     model_path = Path(cache_dir) / f"spm-{key}" / "spm.model"
     if model_path.is_file():
-        return SentencePieceTokenizer(model_path)
+        return _cached_tokenizer(model_path, vocab_size)
 
     take = slice(None) if max_lines is None else slice(0, max_lines)
     sentences = [line for line in src_lines[take] + tgt_lines[take] if line.strip()]
@@ -145,6 +171,8 @@ def build_tokenizer(
         if "Vocabulary size" in str(error):
             raise _vocab_error(str(error), vocab_size, f"{src_file} + {tgt_file}") from None
         raise ValueError(f"SentencePiece training on {src_file} + {tgt_file} failed: {error}") from None
-    atomic_write_bytes(model_path.with_name("settings.json"), json.dumps(settings, indent=1).encode())
+    # The checksum (not part of the cache key) lets a later run tell a damaged model from a good one.
+    recorded = {**settings, "model_sha256": hashlib.sha256(model.getvalue()).hexdigest()}
+    atomic_write_bytes(model_path.with_name("settings.json"), json.dumps(recorded, indent=1).encode())
     atomic_write_bytes(model_path, model.getvalue())
     return SentencePieceTokenizer(model_path)

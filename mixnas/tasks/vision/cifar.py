@@ -14,7 +14,9 @@ arbitrary code. `RestrictedUnpickler.find_class` resolves only the few callables
 needs to rebuild numpy arrays (numpy's `_reconstruct`, `ndarray`, `dtype`, and `_codecs.encode`,
 which Python 3 pickles of bytes use at protocol 2, restricted to latin-1) and refuses every
 other global with a ValueError naming it. Dicts, lists, tuples, strings, bytes and numbers need
-no globals at all.
+no globals at all. Sizes are bounded before anything is allocated: files over MAX_FILE_BYTES are
+refused unread, arrays hold at most MAX_ELEMENTS values of a plain integer dtype, and each
+array's state must carry exactly the bytes its shape needs.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import codecs
 import io
 import os
 import pickle
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +41,14 @@ TEST_FILE = "test_batch"
 META_FILE = "batches.meta"
 
 
+# Size limits, checked before anything is allocated: all 60000 CIFAR-10 images in one array at
+# most (a real batch holds 10000 x 3072 bytes, about 30 MB), and a file no larger than that
+# plus room for the labels, file names and pickle overhead.
+MAX_ELEMENTS = 60000 * 3072
+MAX_FILE_BYTES = MAX_ELEMENTS + (16 << 20)
+ARRAY_DTYPES = ("|u1", "<i8", "<i4")  # the images; integer labels if a tool re-saved them as arrays
+
+
 def _latin1_encode(text: str, encoding: str = "latin1", errors: str = "strict") -> bytes:
     # Python 3 pickles bytes at protocol <= 2 as _codecs.encode(str, "latin1"); any other
     # codec (zlib, base64, ...) is not something a CIFAR batch needs, so refuse it.
@@ -46,17 +57,92 @@ def _latin1_encode(text: str, encoding: str = "latin1", errors: str = "strict") 
     return text.encode("latin1", errors)
 
 
+class _NDArrayClass:
+    """Stands for numpy.ndarray in a pickle: numpy names the class only as the first argument of
+    `_reconstruct`; calling it directly (ndarray(shape)) would allocate whatever shape asks for."""
+
+    def __call__(self, *args, **kwargs):
+        raise ValueError("refusing to call numpy.ndarray: numpy's own pickles never do")
+
+
+_NDARRAY = _NDArrayClass()
+
+
+def _empty_array(subtype, shape, dtype) -> np.ndarray:
+    # numpy pickles an array as _reconstruct(ndarray, (0,), b"b") followed by BUILD with the real
+    # shape, dtype and bytes (checked in RestrictedUnpickler.load_build); a non-empty shape here
+    # could only serve to allocate memory.
+    if subtype is not _NDARRAY or shape not in ((0,), [0]):
+        raise ValueError(f"refusing numpy _reconstruct with shape {shape!r}: numpy pickles start from an empty array")
+    return _reconstruct(np.ndarray, (0,), b"b")
+
+
+def _plain_dtype(spec, align=False, copy=True) -> np.dtype:
+    # copy=True always: np.dtype("u1", False, False) is numpy's shared uint8 dtype, which the
+    # following BUILD would modify for the whole process.
+    name = spec.decode("latin1") if isinstance(spec, bytes) else spec
+    if not isinstance(name, str) or np.dtype(name).str not in ARRAY_DTYPES:
+        raise ValueError(f"refusing numpy dtype {spec!r}: a CIFAR-10 batch holds uint8 images "
+                         f"({', '.join(ARRAY_DTYPES)})")
+    return np.dtype(name, False, True)
+
+
+def _element_count(shape) -> int:
+    if isinstance(shape, int) and not isinstance(shape, bool):
+        shape = (shape,)
+    if not isinstance(shape, (tuple, list)) or len(shape) > 4 or \
+            not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_ELEMENTS for n in shape):
+        raise ValueError(f"refusing numpy array shape {shape!r}: expected up to 4 sizes of at most {MAX_ELEMENTS}")
+    count = 1
+    for n in shape:
+        count *= n
+    if count > MAX_ELEMENTS:
+        raise ValueError(f"refusing numpy array of shape {tuple(shape)}: more than {MAX_ELEMENTS} elements "
+                         "(all of CIFAR-10 is 60000 x 3072)")
+    return count
+
+
+def _array_state(state) -> tuple:
+    """The state of a BUILD on an array, checked: allowed dtype, bounded shape, and exactly the
+    bytes that shape needs (numpy compares the length too, but only after other work)."""
+    if isinstance(state, tuple) and len(state) == 4:  # numpy before 1.0 had no version field
+        state = (1, *state)
+    if not isinstance(state, tuple) or len(state) != 5:
+        raise ValueError("refusing a numpy array state that is not (version, shape, dtype, fortran, bytes)")
+    version, shape, dtype, fortran, raw = state
+    if not isinstance(dtype, np.dtype) or dtype.str not in ARRAY_DTYPES or dtype.names or dtype.subdtype:
+        raise ValueError(f"refusing numpy array of dtype {dtype!r}: a CIFAR-10 batch holds uint8 images")
+    dtype = np.dtype(dtype.str)  # a fresh plain dtype: nothing the pickle did to its own copy survives
+    count = _element_count(shape)
+    if not isinstance(raw, (bytes, str)) or len(raw) != count * dtype.itemsize:
+        raise ValueError(f"numpy array of shape {tuple(shape)} needs {count * dtype.itemsize} bytes of data, "
+                         f"got {len(raw) if isinstance(raw, (bytes, str)) else type(raw).__name__}")
+    return version, tuple(shape), dtype, bool(fortran), raw
+
+
+def _dtype_state(state) -> tuple:
+    # A plain dtype's state is (3, byte order, None, None, None, -1, -1, 0): no sub-array, no
+    # fields, no flags (flags such as "holds objects" would make numpy read bytes as pointers).
+    if not isinstance(state, tuple) or len(state) != 8 or state[2:5] != (None, None, None) or state[7] != 0:
+        raise ValueError(f"refusing numpy dtype state {state!r}: only plain numeric dtypes are allowed")
+    return state
+
+
 _ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
+    ("numpy.core.multiarray", "_reconstruct"): _empty_array,
+    ("numpy._core.multiarray", "_reconstruct"): _empty_array,
+    ("numpy", "ndarray"): _NDARRAY,
+    ("numpy", "dtype"): _plain_dtype,
     ("_codecs", "encode"): _latin1_encode,
 }
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler that rebuilds only plain containers, strings, numbers and numpy arrays."""
+class RestrictedUnpickler(pickle._Unpickler):
+    """Unpickler that rebuilds only plain containers, strings, numbers and numpy arrays of
+    bounded size. The Python implementation (pickle._Unpickler) because its BUILD step can be
+    checked: the C one would hand any state straight to ndarray.__setstate__."""
+
+    dispatch = pickle._Unpickler.dispatch.copy()
 
     def find_class(self, module: str, name: str):
         allowed = _ALLOWED.get((module, name))
@@ -70,16 +156,32 @@ class RestrictedUnpickler(pickle.Unpickler):
     def persistent_load(self, pid):
         raise ValueError("refusing to unpickle a persistent id: a CIFAR-10 batch has none")
 
+    def load_build(self):
+        state, inst = self.stack.pop(), self.stack[-1]
+        if isinstance(inst, np.ndarray):
+            inst.__setstate__(_array_state(state))
+        elif isinstance(inst, np.dtype):
+            inst.__setstate__(_dtype_state(state))
+        else:  # dicts, lists and strings never need BUILD
+            raise ValueError(f"refusing to set the state of a {type(inst).__name__}: a CIFAR-10 batch never does")
+
+    dispatch[pickle.BUILD[0]] = load_build
+
 
 def restricted_load(path: str | os.PathLike):
     """Unpickle `path` with RestrictedUnpickler (encoding="bytes" for Python 2 pickles)."""
     path = Path(path)
-    data = path.read_bytes()
+    with open(path, "rb") as handle:  # read at most the limit, even from a file that keeps growing
+        data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise ValueError(f"{path} is larger than {MAX_FILE_BYTES} bytes, more than all of CIFAR-10; "
+                         "it is not a CIFAR-10 batch file")
     try:
         return RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
-    except (pickle.UnpicklingError, EOFError, TypeError, AttributeError, IndexError, KeyError) as error:
+    except (pickle.UnpicklingError, EOFError, TypeError, AttributeError, IndexError, KeyError, OverflowError,
+            MemoryError, RecursionError, struct.error) as error:
         raise ValueError(f"{path} is not a valid CIFAR-10 pickle ({type(error).__name__}: {error})") from None
 
 
