@@ -3,45 +3,123 @@
     mixnas train --config digits_vit [key=value ...]
     mixnas evaluate --checkpoint runs/digits_vit/model   # or a checkpoint_N.pt of a run
 
-A run directory holds `experiment.yaml` (the resolved config), the trainer's checkpoints and
-logs, `model/` (arch.yaml + model.pt: the final weights, averaged over the last
-`eval.average_last` checkpoints) and `results.json`.
+A run directory holds `experiment.yaml` (the resolved config), `arch.yaml`, `fingerprint.json`
+(see mixnas.rundir), the trainer's checkpoints and logs, `model/` (arch.yaml + model.pt: the
+final weights, averaged over the last `eval.average_last` checkpoints) and `results.json`.
+Rerunning the same command resumes an unfinished run and changes nothing in a finished one;
+a changed config is refused unless `--restart` is given.
 """
 from __future__ import annotations
 
+import os
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ..cli import UsageError
-from ..dataconf import from_dict, load_yaml
-from ..fileio import atomic_write_text, write_json
-from ..experiment import Experiment, build_experiment_model, build_task, load_experiment
+from ..dataconf import from_dict, load_yaml, to_dict
+from ..errors import UsageError
+from ..fileio import atomic_write_text, read_json, write_json
+from ..experiment import (Experiment, build_experiment_model, build_task, check_split, load_experiment,
+                          resolve_arch)
+from ..rundir import (FINGERPRINT_FILE, TRAIN_NON_RESULT, check_step, code_version, data_digests, flatten,
+                      hold_lock, without)
+from ..space.arch import save_arch
+
+ARCH_FILE = "arch.yaml"
 from ..models import load_model, save_model
 from ..train import Trainer, average_checkpoints, list_checkpoints
 from ..train.distributed import init_distributed
 
 
-def train_experiment(exp: Experiment, task=None, arch=None) -> dict[str, Any]:
-    """Train, export the (averaged) final model, evaluate it; returns the results dict."""
-    task = task or build_task(exp)
-    model = build_experiment_model(exp, task, arch)
+def experiment_fingerprint(exp: Experiment, arch) -> dict[str, Any]:
+    """What determines the trained weights: task, data (values and file digests), model config,
+    the resolved architecture, training settings (not logging ones), and the code version.
+    `eval` is left out: another split or limit re-evaluates the trained model, no retraining."""
+    values = flatten({"task": exp.task, "data": exp.data, "model": {"config": exp.model.config},
+                      "arch": arch.to_dict(), "train": without(flatten(exp.train.to_dict()), "save_dir", *TRAIN_NON_RESULT),
+                      "data_files": data_digests(exp.data.get("dir")), "code": code_version()})
+    return values
+
+
+def train_outputs(save_dir: Path) -> list[Path]:
+    """Everything a training run writes into its directory (what --restart removes)."""
+    names = ("experiment.yaml", ARCH_FILE, "metrics.jsonl", "tensorboard", "model", "results.json",
+             "latency.json")  # the last: the pipeline's cached latency of the exported model
+    return [*list_checkpoints(save_dir), *(save_dir / n for n in names)]
+
+
+def train_experiment(exp: Experiment, task=None, arch=None, restart: bool = False) -> dict[str, Any]:
+    """Train, export the (averaged) final model, evaluate it; returns the results dict.
+
+    The run directory is locked for the whole run. Its fingerprint is checked before anything
+    is written: a finished run rerun with the same config changes no file and returns its
+    results; a changed config is refused (ConfigChanged) unless `restart`."""
+    arch = arch or resolve_arch(exp.model.arch)
     save_dir = Path(exp.train.save_dir)
-    save_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(save_dir / "experiment.yaml", yaml.safe_dump(exp.to_dict(), sort_keys=False))
-    with Trainer(task.training_task(model, exp.train.seed), exp.train) as trainer:
-        summary = trainer.train()
-        is_main = trainer.dist.is_main
-    if not is_main:
-        return summary
-    checkpoints = list_checkpoints(save_dir)[-max(exp.eval.average_last, 1):]
-    model.load_state_dict(average_checkpoints(checkpoints))
+    is_main = int(os.environ.get("RANK", "0")) == 0  # torchrun ranks share rank 0's directory
+    with (hold_lock(save_dir, "save_dir") if is_main else nullcontext()):
+        if is_main:
+            check_step("training", save_dir / FINGERPRINT_FILE, experiment_fingerprint(exp, arch),
+                       train_outputs(save_dir), restart, "--restart")
+        barrier_all()
+        finished = _finished_results(save_dir, exp)
+        if finished is not None:
+            return finished
+        task = task or build_task(exp)
+        model = build_experiment_model(exp, task, arch)
+        if is_main:
+            atomic_write_text(save_dir / "experiment.yaml", yaml.safe_dump(exp.to_dict(), sort_keys=False))
+            save_arch(arch, save_dir / ARCH_FILE)
+        with Trainer(task.training_task(model, exp.train.seed), exp.train) as trainer:
+            summary = trainer.train()
+            is_main = trainer.dist.is_main
+        if not is_main:
+            return summary
+        checkpoints = list_checkpoints(save_dir)[-max(exp.eval.average_last, 1):]
+        model.load_state_dict(average_checkpoints(checkpoints))
+        save_model(model.cpu(), save_dir / "model")
+        metrics = evaluate_model(task, model, exp)
+        results = {"train": summary, "eval": metrics, "eval_settings": to_dict(exp.eval),
+                   "averaged_checkpoints": [str(p) for p in checkpoints]}
+        write_json(save_dir / "results.json", results)
+        return results
+
+
+def _finished_results(save_dir: Path, exp: Experiment) -> dict[str, Any] | None:
+    """results.json of a finished run with the same fingerprint, re-evaluated first when the
+    eval settings changed; None when the run has not finished."""
+    path = save_dir / "results.json"
+    if not path.is_file():
+        return None
+    results = read_json(path, "training results")
+    if results.get("eval_settings") == to_dict(exp.eval):
+        return results
+    averaged = [Path(p) for p in results["averaged_checkpoints"]]
+    if len(averaged) != max(exp.eval.average_last, 1):
+        # Another average needs other checkpoints; they may be pruned. Say so rather than guess.
+        available = list_checkpoints(save_dir)[-max(exp.eval.average_last, 1):]
+        if len(available) < max(exp.eval.average_last, 1):
+            raise UsageError(f"eval.average_last={exp.eval.average_last} but {save_dir} keeps only "
+                             f"{len(available)} checkpoint(s); evaluate with `mixnas evaluate` or retrain "
+                             f"with --restart")
+        averaged = available
+    task = build_task(exp)
+    model = build_experiment_model(exp, task, resolve_arch(str(save_dir / ARCH_FILE)))
+    model.load_state_dict(average_checkpoints(averaged))
     save_model(model.cpu(), save_dir / "model")
-    metrics = evaluate_model(task, model, exp)
-    results = {"train": summary, "eval": metrics, "averaged_checkpoints": [str(p) for p in checkpoints]}
-    write_json(save_dir / "results.json", results)
+    results.update(eval=evaluate_model(task, model, exp), eval_settings=to_dict(exp.eval),
+                   averaged_checkpoints=[str(p) for p in averaged])
+    write_json(path, results)
     return results
+
+
+def barrier_all() -> None:
+    """Under torchrun, ranks wait until rank 0 has checked the run directory."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
 
 
 def evaluate_model(task, model, exp: Experiment) -> dict[str, Any]:
@@ -51,7 +129,7 @@ def evaluate_model(task, model, exp: Experiment) -> dict[str, Any]:
 def _cmd_train(args) -> int:
     exp = load_experiment(args.config, args.overrides)
     init_distributed(exp.train.device)  # no-op outside torchrun
-    results = train_experiment(exp)
+    results = train_experiment(exp, restart=args.restart)
     if "eval" in results:
         print(_summary_line(results["eval"]))
         print(f"model and results in {exp.train.save_dir}")
@@ -77,8 +155,10 @@ def _cmd_evaluate(args) -> int:
     for item in args.overrides:
         key, _, value = item.partition("=")
         if key == "split":
-            exp.eval.split = value
+            exp.eval.split = check_split(value, exp, key="split")
         elif key == "limit":
+            if not value.isdigit() or int(value) < 1:
+                raise UsageError(f"limit: expected a positive integer, got {value!r}")
             exp.eval.limit = int(value)
         else:
             raise UsageError(f"evaluate takes split=NAME and limit=N, not {item!r}")
@@ -100,6 +180,8 @@ def _cmd_evaluate(args) -> int:
 def add_train_parser(sub) -> None:
     p = sub.add_parser("train", help="train one architecture from scratch, then evaluate it")
     p.add_argument("--config", required=True, help="experiment YAML or preset name (mixnas/configs/experiments)")
+    p.add_argument("--restart", action="store_true",
+                   help="when save_dir holds a run made with another config: remove it and train anew")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_updates=100")
     p.set_defaults(func=_cmd_train)
 

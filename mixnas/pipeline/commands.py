@@ -9,10 +9,11 @@ and rank-check use the supernet trained into `run_dir/supernet/` unless --supern
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from ..fileio import write_json
 from .config import load_pipeline_config
+from .steps import add_restart_flag, guard_step, locked_run_dir
 
 
 def _cmd_train_supernet(args) -> int:
@@ -20,7 +21,9 @@ def _cmd_train_supernet(args) -> int:
     from .supernet_training import train_supernet
     cfg = load_pipeline_config(args.config, args.overrides)
     init_distributed(cfg.supernet.train.device)  # no-op outside torchrun
-    summary = train_supernet(cfg)
+    with locked_run_dir(cfg):
+        guard_step(cfg, "train-supernet", args.restart)
+        summary = train_supernet(cfg)
     stop = " (RankNAS early stop)" if summary["stopped_early"] else ""
     print(f"supernet trained for {summary['step']} updates{stop}; weights in {summary['supernet']}")
     return 0
@@ -30,8 +33,11 @@ def _cmd_collect(args) -> int:
     from .collect import collect
     cfg = load_pipeline_config(args.config, args.overrides)
     out = Path(args.out) if args.out else Path(cfg.run_dir) / "collect.csv"
-    result = collect(cfg, args.supernet or cfg.supernet_dir, out, args.num_archs,
-                     progress=lambda done, total: print(f"collected {done}/{total}", flush=True))
+    with locked_run_dir(cfg):
+        if not args.out and not args.supernet:  # the run's own table: guarded like `mixnas run`'s step
+            guard_step(cfg, "collect", args.restart)
+        result = collect(cfg, args.supernet or cfg.supernet_dir, out, args.num_archs,
+                         progress=lambda done, total: print(f"collected {done}/{total}", flush=True))
     print(f"{result['rows']} architectures ({result['new_rows']} new) in {result['path']}")
     return 0
 
@@ -39,7 +45,8 @@ def _cmd_collect(args) -> int:
 def _cmd_rank_check(args) -> int:
     from .rank_check import rank_check
     cfg = load_pipeline_config(args.config, args.overrides)
-    result = rank_check(cfg, args.supernet or cfg.supernet_dir, args.k, args.updates)
+    with locked_run_dir(cfg):
+        result = rank_check(cfg, args.supernet or cfg.supernet_dir, args.k, args.updates)
     for row in result["rows"]:
         print(f"arch {row['index']}: inherited {result['metric']} {row['inherited']:.4g}, "
               f"retrained {row['retrained']:.4g}")
@@ -47,7 +54,7 @@ def _cmd_rank_check(args) -> int:
     print(f"Kendall tau inherited vs retrained: {result['metric']} {fmt(result['tau'])}, "
           f"loss {fmt(result['tau_loss'])}")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
+        write_json(args.json, result, allow_nan=True)
     return 0
 
 
@@ -59,6 +66,7 @@ def _common(p) -> None:
 def add_train_supernet_parser(sub) -> None:
     p = sub.add_parser("train-supernet", help="train the weight-sharing supernet of a search space")
     _common(p)
+    add_restart_flag(p, "train-supernet")
     p.set_defaults(func=_cmd_train_supernet)
 
 
@@ -68,6 +76,7 @@ def add_collect_parser(sub) -> None:
     p.add_argument("--num-archs", type=int, default=None, help="architectures to score (default collect.num_archs)")
     p.add_argument("--out", help="CSV to write or continue (default run_dir/collect.csv)")
     p.add_argument("--supernet", help="supernet directory or supernet.pt (default run_dir/supernet)")
+    add_restart_flag(p, "collect")
     p.set_defaults(func=_cmd_collect)
 
 

@@ -9,10 +9,13 @@ ranking stability, the constraints, and the commands that reproduce the run.
 """
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 from typing import Any
 
-from ..fileio import atomic_write, atomic_write_text, read_json, write_json
+from ..fileio import read_json
+from ..rundir import write_if_changed
 from .collect import load_collected
 from .config import PipelineConfig
 from .predict import collect_path, describe, predictors_dir
@@ -64,8 +67,10 @@ def write_report(cfg: PipelineConfig, searcher, rows: list[dict[str, Any]], sear
         "search_errors": {k: v["error"] for k, v in search["searches"].items() if "error" in v},
         "step_seconds": timings, "config": cfg.to_dict(),
     }
-    write_json(run_dir / "results.json", results)
-    atomic_write_text(run_dir / "report.md", render_markdown(cfg, results))
+    # Written only where the content changed: a finished run rerun with the same config
+    # changes no file (the rows are read back from the cached retraining results).
+    write_if_changed(run_dir / "results.json", (json.dumps(results, indent=1, default=str) + "\n").encode())
+    write_if_changed(run_dir / "report.md", render_markdown(cfg, results).encode())
     plot_pareto(cfg, searcher, rows, search, run_dir / "pareto.png")
     return results
 
@@ -152,7 +157,9 @@ def plot_pareto(cfg: PipelineConfig, searcher, rows: list[dict[str, Any]], searc
     ax.set_title("stars: searched, squares: baselines")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=120, format="png", metadata={"Software": None})  # no version stamp: same plot, same bytes
+    write_if_changed(path, buffer.getvalue())
     plt.close(fig)
 
 

@@ -19,7 +19,7 @@ from ..experiment import EvalSection, Experiment, resolve_arch
 from ..experiment import ModelSection as ExperimentModel
 from ..fileio import read_json, write_json
 from ..models import load_model
-from ..space.arch import save_arch
+from ..rundir import FINGERPRINT_FILE, ConfigChanged, mismatch
 from .config import PipelineConfig
 
 RESULTS_FILE, LATENCY_FILE, ARCH_FILE = "results.json", "latency.json", "arch.yaml"
@@ -51,16 +51,29 @@ def experiment_for(cfg: PipelineConfig, name: str) -> Experiment:
                       data=dict(cfg.data), train=train, eval=EvalSection(split=cfg.retrain.split, average_last=cfg.retrain.average_last))
 
 
-def retrain(cfg: PipelineConfig, name: str, arch, task, log=lambda line: None) -> dict[str, Any]:
-    """results.json of `name` (train/eval summaries) plus its measured latency; trains when missing."""
+def check_retrain(cfg: PipelineConfig, name: str, arch, restart: bool) -> None:
+    """Refuse now (before other work) a retraining directory made for another architecture
+    or retraining config, unless `restart`; see mixnas.rundir."""
+    from ..commands.train import experiment_fingerprint, train_outputs
+    directory = retrain_dir(cfg, name)
+    if restart:
+        return
+    reason = mismatch(f"retrain/{name}", directory / FINGERPRINT_FILE,
+                      experiment_fingerprint(experiment_for(cfg, name), arch), train_outputs(directory),
+                      "--restart retrain")
+    if reason is not None:
+        raise ConfigChanged(reason)
+
+
+def retrain(cfg: PipelineConfig, name: str, arch, task, log=lambda line: None, restart: bool = False) -> dict[str, Any]:
+    """results.json of `name` (train/eval summaries) plus its measured latency; trains when missing
+    (a finished retraining with the same fingerprint is returned as it is)."""
     from ..commands.train import train_experiment
 
     directory = retrain_dir(cfg, name)
     if not retrain_done(cfg, name):
         log(f"retrain {name}: {cfg.retrain.train.max_updates} updates from scratch")
-        directory.mkdir(parents=True, exist_ok=True)
-        save_arch(arch, directory / ARCH_FILE)
-        train_experiment(experiment_for(cfg, name), task=task, arch=arch)
+    train_experiment(experiment_for(cfg, name), task=task, arch=arch, restart=restart)
     results = read_json(directory / RESULTS_FILE, "retraining results")
     results["latency"] = measured_latency(cfg, directory)
     return results

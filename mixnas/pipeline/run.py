@@ -22,9 +22,12 @@ from typing import Any, Callable
 import torch
 import yaml
 
-from ..fileio import atomic_write_text, read_json, write_json
+from ..fileio import read_json, write_json
+from ..rundir import write_if_changed
 from .config import PipelineConfig, load_pipeline_config
 from .predict import collect_path, describe, fit_predictors, predictors_dir
+from .retrain import retrain_done
+from .steps import STEPS, add_restart_flag, check_feasible, guard, guard_step, locked_run_dir, preflight, restart_allowed
 
 DEFAULT_PRESET = "digits"
 
@@ -57,32 +60,49 @@ def _predictors_done(cfg: PipelineConfig) -> bool:
     return True
 
 
-def run_pipeline(cfg: PipelineConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run every step of `cfg` into cfg.run_dir, reusing finished steps; returns results.json."""
+def run_pipeline(cfg: PipelineConfig, log: Callable[[str], None] = print, restart: str | None = None) -> dict[str, Any]:
+    """Run every step of `cfg` into cfg.run_dir, reusing finished steps; returns results.json.
+
+    run_dir is locked for the whole run, and every step's fingerprint is checked before
+    anything is written (see steps.py): a changed config is refused unless `restart` names
+    that step or an earlier one; a finished run rerun with the same config rewrites no file."""
+    with locked_run_dir(cfg):
+        return _run_locked(cfg, log, restart)
+
+
+def _run_locked(cfg: PipelineConfig, log: Callable[[str], None], restart: str | None) -> dict[str, Any]:
     from .collect import collect
     from .report import build_rows, write_report
-    from .retrain import baseline_archs, retrain, retrain_done
+    from .retrain import baseline_archs, check_retrain, retrain
+    from .scoring import build_task, load_space
     from .search_step import Searcher, load_search_result, run_search, searched_archs
     from .supernet_training import train_supernet
 
     apply_threads(cfg)
     run_dir = Path(cfg.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "pipeline.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    preflight(cfg, restart)
     baselines = baseline_archs(cfg)  # resolve presets now, not after an hour of training
+    retrain_restart = restart_allowed(restart, "retrain")
+    for name, arch in baselines:
+        check_retrain(cfg, name, arch, retrain_restart)
+    if cfg.search.constraints.flops is not None or cfg.search.constraints.params is not None:
+        check_feasible(cfg, load_space(cfg), build_task(cfg).model_config(cfg.model.config))
+    write_if_changed(run_dir / "pipeline.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
     timings_path = run_dir / "step_seconds.json"  # of the invocation that did each step's work
     timings: dict[str, float] = read_json(timings_path, "step timings") if timings_path.is_file() else {}
 
-    def step(name: str, done: bool, work: Callable[[], Any]) -> None:
-        log(f"[{name}] {'reused' if done else 'running'}")
-        if not done:
+    def step(name: str, done: Callable[[], bool], work: Callable[[], Any]) -> None:
+        outcome = guard(cfg, name, restart)
+        finished = done()
+        log(f"[{name}] {'reused' if finished else 'running'}{' (restarted)' if outcome == 'restarted' else ''}")
+        if not finished:
             start = time.perf_counter()
             work()
             timings[name] = time.perf_counter() - start
             write_json(timings_path, timings)
 
-    step("train-supernet", _supernet_done(cfg), lambda: train_supernet(cfg))
-    step("collect", _collect_done(cfg),
+    step("train-supernet", lambda: _supernet_done(cfg), lambda: train_supernet(cfg))
+    step("collect", lambda: _collect_done(cfg),
          lambda: collect(cfg, cfg.supernet_dir, collect_path(cfg),
                          progress=lambda done, total: log(f"  collected {done}/{total}")))
 
@@ -90,22 +110,22 @@ def run_pipeline(cfg: PipelineConfig, log: Callable[[str], None] = print) -> dic
         for name, metrics in fit_predictors(cfg).items():
             log(f"  {describe(name, metrics)}")
 
-    step("fit-predictor", _predictors_done(cfg), fit)
-    step("search", load_search_result(cfg) is not None, lambda: run_search(cfg, resume=True, log=log))
+    step("fit-predictor", lambda: _predictors_done(cfg), fit)
+    step("search", lambda: load_search_result(cfg) is not None, lambda: run_search(cfg, resume=True, log=log))
     search = load_search_result(cfg)
 
     searcher = Searcher(cfg, need_supernet=True)
     targets = [(name, arch) for name, arch, _ in searched_archs(search)] + baselines
-    retrained: dict[str, Any] = {}
-
-    def retrain_all() -> None:
-        for name, arch in targets:
-            retrained[name] = retrain(cfg, name, arch, searcher.task, log=log)
-
+    for name, arch in targets:  # every retraining checked before any of them trains
+        check_retrain(cfg, name, arch, retrain_restart)
     done = all(retrain_done(cfg, name) for name, _ in targets)
-    step("retrain", done, retrain_all)
-    if done:
-        retrain_all()  # only reads each results.json and cached latency
+    log(f"[retrain] {'reused' if done else 'running'}")
+    start = time.perf_counter()
+    retrained = {name: retrain(cfg, name, arch, searcher.task, log=log, restart=retrain_restart)
+                 for name, arch in targets}
+    if not done:
+        timings["retrain"] = time.perf_counter() - start
+        write_json(timings_path, timings)
     rows = build_rows(cfg, searcher, targets, retrained)
     results = write_report(cfg, searcher, rows, search, timings)
     log(f"report in {run_dir / 'report.md'}")
@@ -116,7 +136,10 @@ def run_pipeline(cfg: PipelineConfig, log: Callable[[str], None] = print) -> dic
 def _cmd_fit_predictor(args) -> int:
     cfg = load_pipeline_config(args.config, args.overrides)
     apply_threads(cfg)
-    for name, metrics in fit_predictors(cfg).items():
+    with locked_run_dir(cfg):
+        guard_step(cfg, "fit-predictor", args.restart)
+        fitted = fit_predictors(cfg)
+    for name, metrics in fitted.items():
         print(describe(name, metrics))
     print(f"predictors in {predictors_dir(cfg)}")
     return 0
@@ -126,7 +149,9 @@ def _cmd_search(args) -> int:
     from .search_step import result_path, run_search
     cfg = load_pipeline_config(args.config, args.overrides)
     apply_threads(cfg)
-    result = run_search(cfg, resume=args.resume, log=lambda line: print(line, flush=True))
+    with locked_run_dir(cfg):
+        guard_step(cfg, "search", args.restart)
+        result = run_search(cfg, resume=args.resume, log=lambda line: print(line, flush=True))
     for name, search in result["searches"].items():
         if search["top"]:
             best = search["top"][0]
@@ -138,7 +163,7 @@ def _cmd_search(args) -> int:
 
 def _cmd_run(args) -> int:
     cfg = load_pipeline_config(args.config or args.preset or DEFAULT_PRESET, args.overrides)
-    run_pipeline(cfg, log=lambda line: print(line, flush=True))
+    run_pipeline(cfg, log=lambda line: print(line, flush=True), restart=args.restart)
     return 0
 
 
@@ -149,6 +174,7 @@ def _overrides(p) -> None:
 def add_fit_predictor_parser(sub) -> None:
     p = sub.add_parser("fit-predictor", help="fit the score and latency predictors on run_dir/collect.csv")
     p.add_argument("--config", required=True, help="pipeline YAML or preset name (mixnas/configs/pipelines)")
+    add_restart_flag(p, "fit-predictor")
     _overrides(p)
     p.set_defaults(func=_cmd_fit_predictor)
 
@@ -157,6 +183,7 @@ def add_search_parser(sub) -> None:
     p = sub.add_parser("search", help="constrained evolutionary search (mixed, all-softmax, all-cosFormer)")
     p.add_argument("--config", required=True, help="pipeline YAML or preset name (mixnas/configs/pipelines)")
     p.add_argument("--resume", action="store_true", help="continue the saved search state in run_dir/search")
+    add_restart_flag(p, "search")
     _overrides(p)
     p.set_defaults(func=_cmd_search)
 
@@ -166,5 +193,8 @@ def add_run_parser(sub) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--preset", help=f"pipeline preset (mixnas/configs/pipelines; default {DEFAULT_PRESET})")
     group.add_argument("--config", help="pipeline YAML path")
+    p.add_argument("--restart", metavar="STEP", choices=STEPS, default=None,
+                   help=f"start STEP and every later step whose config changed over ({', '.join(STEPS)}); "
+                        f"without it a run_dir made with another config is refused")
     _overrides(p)
     p.set_defaults(func=_cmd_run)

@@ -41,6 +41,7 @@ class TrainConfig:
     device: str = "auto"               # "auto" | "cpu" | "cuda" (cuda:LOCAL_RANK under torchrun)
     bf16: bool = False                 # bf16 autocast for the loss computation
     skip_nonfinite: bool = False       # skip updates with NaN/inf loss or gradient instead of failing
+    max_skips_in_a_row: int = 10       # with skip_nonfinite: stop (exit 2) after more skips in a row
 
     # logging and validation
     log_every: int = 100               # updates between metric records
@@ -68,6 +69,7 @@ class TrainConfig:
             (self.lr_scheduler != "cosine" or self.max_updates > self.warmup_updates,
              f"the cosine schedule needs max_updates > warmup_updates ({self.warmup_updates}), got {self.max_updates}"),
             (self.checkpoint_every >= 0 and self.keep_last >= 0, "checkpoint_every and keep_last must be >= 0"),
+            (self.max_skips_in_a_row >= 1, f"max_skips_in_a_row must be >= 1, got {self.max_skips_in_a_row}"),
             (self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}"),
             (self.validate_every >= 0, f"validate_every must be >= 0, got {self.validate_every}"),
             (self.device in ("auto", "cpu", "cuda"), f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}"),

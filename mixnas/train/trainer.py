@@ -14,7 +14,9 @@ finishes bit-identical to one that was never interrupted (same world size and de
 from __future__ import annotations
 
 import math
+import signal
 import sys
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -24,6 +26,7 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR
 from tqdm import tqdm
 
+from mixnas.errors import Interrupted
 from mixnas.train import schedules
 from mixnas.train.checkpoint import (FORMAT, atomic_torch_save, capture_rng_state, checkpoint_path,
                                      latest_checkpoint, load_checkpoint, prune_checkpoints,
@@ -37,6 +40,9 @@ from mixnas.train.protocol import check_task
 
 class NonFiniteLossError(ValueError):
     """A NaN/inf loss or gradient norm; the message names the update."""
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Trainer:
@@ -56,8 +62,15 @@ class Trainer:
         self.save_dir = Path(config.save_dir)
         self.log = MetricsLog(self.save_dir, config.tensorboard) if self.dist.is_main else None
         self.step, self.epoch, self.elapsed, self.skipped = 0, 1, 0.0, 0
+        self.skipped_in_a_row = 0
+        self.interval: dict[str, float] = defaultdict(float)  # sums since the last train record
+        self.last_train: dict[str, Any] = {}
+        self.grad_norm = 0.0  # of the latest update
+        self._signal: int | None = None  # SIGINT/SIGTERM received during train(), not yet acted on
         self.last_saved_step: int | None = None
         self._time_up = False  # agreed by all ranks at the last update
+        self._signal_agreed: int | None = None  # a stop signal some rank got, agreed at the last update
+        self.finished_limits: list | None = None  # the limits a finished run reached (see train())
         self.stopped_by_task = False  # validate() asked to stop; a resumed run stays stopped
         self.last_valid: dict[str, Any] = {}
         self._lr = self.optimizer.param_groups[0]["lr"]  # rate used by the latest update
@@ -69,16 +82,23 @@ class Trainer:
 
     # --- public API ------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
-        """Train until a stopping limit; returns a summary (step, epoch, last metrics, checkpoint)."""
+        """Train until a stopping limit; returns a summary (step, epoch, last metrics, checkpoint).
+
+        SIGINT/SIGTERM during training finish the current update, write a checkpoint and raise
+        `Interrupted` (a second signal abandons the update at once); rerunning resumes from
+        that checkpoint bit-identically. A run resumed after it finished does nothing: no
+        validation, no new log record, the summary of the finished run."""
         cfg = self.cfg
+        if self.stopped_by_task or self.finished_limits == self._limits():
+            return self._summary()
         bar = tqdm(total=cfg.max_updates or None, initial=self.step, unit="upd", dynamic_ncols=True,
                    disable=not (cfg.progress and self.dist.is_main and sys.stderr.isatty()))
-        interval: dict[str, float] = defaultdict(float)
-        last_train: dict[str, Any] = {}
-        validated_at, tick = None, time.monotonic()
-        stop = self.stopped_by_task or self._limit_reached()
+        validated_at, tick, stop = None, time.monotonic(), False
+        previous_handlers = self._catch_signals()
         try:
             while not stop:
+                if self._stop_requested():
+                    self._interrupt()
                 micro = self._next_micro_batches()
                 if not micro:  # the epoch is over
                     if cfg.validate_every_epoch and validated_at != self.step:
@@ -96,32 +116,73 @@ class Trainer:
                 if result is None:  # skipped (non-finite) or empty update
                     stop = self._limit_reached()
                     continue
-                sums, grad_norm = result
+                sums, self.grad_norm = result
                 for key, value in sums.items():
-                    interval[key] += value
-                interval["updates"] += 1
+                    self.interval[key] += value
+                self.interval["updates"] += 1
                 bar.update(1)
                 if self.step % cfg.log_every == 0:
-                    last_train = self._log_train(interval, grad_norm, bar)
-                    interval = defaultdict(float)
+                    self._log_train(bar)
                 if cfg.validate_every and self.step % cfg.validate_every == 0:
                     stop = self._validate_and_check_stop()
                     validated_at = self.step
                 if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
                 stop = stop or self._limit_reached()
+            self.elapsed += time.monotonic() - tick
+            if self.interval.get("updates"):
+                self._log_train(bar)
+            if validated_at != self.step:
+                self._validate()
+            # The final checkpoint records that the run finished (and a task's stop request), so a
+            # rerun with the same limits returns this summary without touching any file.
+            self.finished_limits = self._limits()
+            self.save_checkpoint()
         finally:
             bar.close()
-        self.elapsed += time.monotonic() - tick
-        if interval.get("updates"):
-            last_train = self._log_train(interval, grad_norm, bar)
-        if validated_at != self.step:
-            self._validate()
-        if self.last_saved_step != self.step or self.stopped_by_task:
-            self.save_checkpoint()  # also records a task's stop request for later resumes
+            self._restore_signals(previous_handlers)
+        return self._summary()
+
+    def _limits(self) -> list:
+        return [self.cfg.max_updates, self.cfg.max_epochs, self.cfg.max_time]
+
+    def _summary(self) -> dict[str, Any]:
         return {"step": self.step, "epoch": self.epoch, "skipped_updates": self.skipped,
-                "train": last_train, "valid": self.last_valid,
+                "train": self.last_train, "valid": self.last_valid,
                 "checkpoint": str(checkpoint_path(self.save_dir, self.step))}
+
+    # --- signals: finish the update, checkpoint, stop ---------------------------------------
+    def _catch_signals(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}  # signal handlers can only be set from the main thread
+        self._signal = None
+
+        def handler(signum, frame):
+            if self._signal is not None:  # a second signal: abandon the update now
+                raise Interrupted(signum, f"stopped by {signal.Signals(signum).name} before update "
+                                          f"{self.step + 1} finished; run the same command again to resume "
+                                          f"from the last checkpoint in {self.save_dir}")
+            self._signal = signum
+
+        return {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+
+    @staticmethod
+    def _restore_signals(previous: dict[int, Any]) -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    def _stop_requested(self) -> bool:
+        """Whether any rank received a stop signal (agreed through the update's collective, so
+        every rank stops after the same update and joins the checkpoint's barrier)."""
+        return self._signal is not None if not self.dist.distributed else self._signal_agreed is not None
+
+    def _interrupt(self) -> None:
+        signum = self._signal or self._signal_agreed or signal.SIGINT
+        if self.last_saved_step != self.step:
+            self.save_checkpoint()
+        raise Interrupted(signum, f"stopped by {signal.Signals(signum).name} after update {self.step}; checkpoint "
+                                  f"{checkpoint_path(self.save_dir, self.step)} written; run the same command "
+                                  f"again to resume")
 
     def save_checkpoint(self) -> Path:
         """Write checkpoint_{step}.pt (rank 0, atomically); every rank must call it."""
@@ -131,7 +192,9 @@ class Trainer:
             state = {
                 "format": FORMAT, "version": 1, "step": self.step, "epoch": self.epoch,
                 "world_size": self.dist.world_size, "elapsed": self.elapsed, "skipped": self.skipped,
-                "stopped_by_task": self.stopped_by_task,
+                "stopped_by_task": self.stopped_by_task, "skipped_in_a_row": self.skipped_in_a_row,
+                "interval": dict(self.interval), "grad_norm": self.grad_norm, "last_train": self.last_train, "last_valid": self.last_valid,
+                "finished_limits": self.finished_limits,
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "batches": self.batches.state_dict(),
                 "rng": rng, "config": self.cfg.to_dict(),
@@ -190,11 +253,14 @@ class Trainer:
         # One collective for all counters: stats, the non-finite flag, and the time limit.
         keys = sorted(sums.keys() | {"loss", "sample_size"})
         time_up = bool(self.cfg.max_time and self.elapsed >= self.cfg.max_time)
-        local = [sums[k] for k in keys] + [float(bad_batch is not None), float(time_up)]
+        signals = [float(self._signal == sig) for sig in STOP_SIGNALS]
+        local = [sums[k] for k in keys] + signals + [float(bad_batch is not None), float(time_up)]
         total = all_reduce_sum(torch.tensor(local, dtype=torch.float64, device=self.device), self.dist)
         total = total.tolist()
         sums = dict(zip(keys, total[:len(keys)]))
         any_bad, self._time_up = total[-2] > 0, total[-1] > 0
+        received = [sig for sig, count in zip(STOP_SIGNALS, total[-4:-2]) if count > 0]
+        self._signal_agreed = int(received[-1]) if received else None
         if any_bad:
             where = (f"micro-batch {bad_batch[0]} gave loss {bad_batch[1]}" if bad_batch
                      else "another rank saw it")
@@ -218,6 +284,7 @@ class Trainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
+        self.skipped_in_a_row = 0
         return sums, grad_norm
 
     def _non_finite(self, message: str) -> None:
@@ -226,26 +293,34 @@ class Trainer:
             raise NonFiniteLossError(f"{message}; lower lr, set clip_norm, check the data, or set "
                                      f"skip_nonfinite=true to skip such updates")
         self.skipped += 1
+        self.skipped_in_a_row += 1
         if self.log is not None:
             self.log.write("skip", self.step, {"reason": message, "skipped_updates": self.skipped})
+        if self.skipped_in_a_row > self.cfg.max_skips_in_a_row:
+            # Skipped updates do not advance the step, so a diverged run would skip forever.
+            raise NonFiniteLossError(f"{self.skipped_in_a_row} updates in a row were skipped (last: {message}); "
+                                     f"the run has diverged: lower lr, set clip_norm or check the data "
+                                     f"(train.max_skips_in_a_row bounds this)")
         return None
 
     # --- stopping, logging, validation, resuming ------------------------------------------------
     def _limit_reached(self) -> bool:
         return bool(self._time_up or (self.cfg.max_updates and self.step >= self.cfg.max_updates))
 
-    def _log_train(self, interval: dict[str, float], grad_norm: float, bar: tqdm) -> dict[str, Any]:
+    def _log_train(self, bar: tqdm) -> dict[str, Any]:
+        interval, self.interval = self.interval, defaultdict(float)
         sums = {k: v for k, v in interval.items() if k != "updates"}
         if hasattr(self.task, "reduce_metrics"):
             metrics = dict(self.task.reduce_metrics(sums))
         else:
             metrics = {"loss": sums["loss"] / max(sums["sample_size"], 1e-12)}
         metrics.update(epoch=self.epoch, lr=self._lr,
-                       grad_norm=grad_norm, sample_size=sums["sample_size"],
+                       grad_norm=self.grad_norm, sample_size=sums["sample_size"],
                        updates=int(interval["updates"]), elapsed=round(self.elapsed, 3))
         if self.log is not None:
             self.log.write("train", self.step, metrics)
             bar.set_postfix(loss=f"{metrics.get('loss', float('nan')):.4g}", lr=f"{metrics['lr']:.3g}")
+        self.last_train = metrics
         return metrics
 
     def _validate_and_check_stop(self) -> bool:
@@ -302,6 +377,12 @@ class Trainer:
         self.step, self.epoch = ckpt["step"], ckpt["epoch"]
         self.elapsed, self.skipped = ckpt["elapsed"], ckpt["skipped"]
         self.stopped_by_task = ckpt["stopped_by_task"]
+        # Written since the run-directory safety work; older checkpoints resume without them.
+        self.skipped_in_a_row = ckpt.get("skipped_in_a_row", 0)
+        self.interval = defaultdict(float, ckpt.get("interval", {}))
+        self.last_train, self.last_valid = ckpt.get("last_train", {}), ckpt.get("last_valid", {})
+        self.finished_limits = ckpt.get("finished_limits")
+        self.grad_norm = ckpt.get("grad_norm", 0.0)
         self.last_saved_step = self.step
         restore_rng_state(ckpt["rng"][self.dist.rank])
         if self.log is not None:

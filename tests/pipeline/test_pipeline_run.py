@@ -76,12 +76,14 @@ def test_rerun_reuses_every_step(micro_run, capsys):
                  run_dir / "predictors" / "score" / "metrics.json", run_dir / "search" / "result.json",
                  *(run_dir / "retrain" / name / "model" / "model.pt" for name in BASELINES)]
     before = [p.stat().st_mtime_ns for p in artifacts]
+    everything = _snapshot(run_dir)
     capsys.readouterr()
     start = time.perf_counter()
     assert mixnas_main(["run", "--preset", "micro", f"run_dir={run_dir}", WITH_LATENCY]) == 0
     seconds = time.perf_counter() - start
     out = capsys.readouterr().out
     assert [p.stat().st_mtime_ns for p in artifacts] == before
+    assert _snapshot(run_dir) == everything  # not one file rewritten: report, plot, configs included
     for step in ("train-supernet", "collect", "fit-predictor", "search", "retrain"):
         assert f"[{step}] reused" in out
     assert "from scratch" not in out
@@ -147,3 +149,64 @@ def test_search_killed_and_resumed_equals_uninterrupted(micro_run, tmp_path):
     assert mixnas_main(["search", "--resume", "--config", "micro", f"run_dir={killed}", *LONG_SEARCH]) == 0
     assert (json.loads((killed / "search" / "result.json").read_text())
             == json.loads((reference / "search" / "result.json").read_text()))
+
+
+def _snapshot(directory: Path) -> dict[str, tuple[bytes, int]]:
+    return {str(p.relative_to(directory)): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(directory.rglob("*")) if p.is_file() and p.name != ".mixnas.lock"}
+
+
+def test_changed_config_is_refused_before_anything_is_written(micro_run, capsys):
+    run_dir = micro_run[0]
+    before = _snapshot(run_dir)
+    for override, step, key in (("supernet.train.lr=0.001", "train-supernet", "supernet.train.lr"),
+                                ("collect.score_limit=64", "collect", "collect.score_limit"),
+                                ("predictor.test_fraction=0.3", "fit-predictor", "predictor.test_fraction"),
+                                ("search.constraints.flops=1.1e6", "search", "search.constraints.flops"),
+                                ("retrain.train.lr=0.001", "retrain", "train.lr")):
+        capsys.readouterr()
+        assert mixnas_main(["run", "--preset", "micro", f"run_dir={run_dir}", WITH_LATENCY, override]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and key in err and f"--restart {step}" in err, err
+    assert _snapshot(run_dir) == before
+
+
+def test_restart_search_retrains_only_what_changed_and_the_report_matches(micro_run, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    shutil.copytree(micro_run[0], run_dir)
+    baseline_model = run_dir / "retrain" / BASELINES[0] / "model" / "model.pt"
+    baseline_mtime = baseline_model.stat().st_mtime_ns
+    argv = ["run", "--preset", "micro", f"run_dir={run_dir}", WITH_LATENCY, "search.constraints.flops=0.9e6"]
+    capsys.readouterr()
+    assert mixnas_main(["run", "--restart", "search", *argv[1:]]) == 0
+    out = capsys.readouterr().out
+    assert "[train-supernet] reused" in out and "[search] running (restarted)" in out
+    assert baseline_model.stat().st_mtime_ns == baseline_mtime  # baselines do not depend on the search
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["constraints"]["flops"] == 0.9e6
+    for row in results["rows"]:  # every row's numbers come from a retraining of that very arch
+        retrained = run_dir / "retrain" / row["name"]
+        assert arch_from_dict(row["arch"]) == arch_from_dict(
+            __import__("yaml").safe_load((retrained / "arch.yaml").read_text()))
+        assert row["test_accuracy"] == json.loads((retrained / "results.json").read_text())["eval"]["accuracy"]
+        if row["kind"] == "searched":
+            assert row["flops"] <= 0.9e6
+
+
+def test_a_busy_run_dir_and_an_infeasible_constraint_exit_2_at_once(micro_run, tmp_path, capsys):
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom mixnas.rundir import hold_lock\n"
+                               "with hold_lock(sys.argv[1]):\n    print('locked', flush=True); time.sleep(60)",
+                               str(micro_run[0])], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        capsys.readouterr()
+        assert mixnas_main(["run", "--preset", "micro", f"run_dir={micro_run[0]}", WITH_LATENCY]) == 2
+        assert f"in use by process {holder.pid}" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+    fresh = tmp_path / "fresh"
+    assert mixnas_main(["run", "--preset", "micro", f"run_dir={fresh}", "search.constraints.flops=1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "search.constraints.flops=1 is below the smallest architecture" in err and len(err.splitlines()) == 1
+    assert not (fresh / "supernet").exists()

@@ -131,7 +131,7 @@ def test_bad_tasks_and_bad_resumes_are_refused(tmp_path):
         run(tmp_path / "done", max_updates=4, resume="none")
     path = tmp_path / "done" / "checkpoint_00000002.pt"
     ckpt = load_checkpoint(path)
-    torch.save({**ckpt, "world_size": 2}, path)
+    torch.save({**ckpt, "world_size": 2, "rng": ckpt["rng"] * 2}, path)  # as two processes write it
     with pytest.raises(ValueError, match="written by 2 process"):
         run(tmp_path / "done", max_updates=4)
 
