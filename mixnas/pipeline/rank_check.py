@@ -11,12 +11,12 @@ finished one is reused.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..fileio import write_json
 from ..models import build_model
 from ..train import Trainer
 from .config import PipelineConfig
@@ -55,9 +55,7 @@ def rank_check(cfg: PipelineConfig, supernet_path: str | Path, k: int, retrain_u
     result = {"tau": kendall_tau(column("inherited"), column("retrained")),
               "tau_loss": kendall_tau(column("inherited_loss"), column("retrained_loss")),
               "metric": metric, "higher_is_better": higher, "retrain_updates": retrain_updates, "rows": rows}
-    tmp = out_dir / "rank_check.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(out_dir / "rank_check.json")
+    write_json(out_dir / "rank_check.json", result, allow_nan=True)
     return result
 
 
