@@ -1,5 +1,6 @@
 """The search step (pipeline step 5): constrained evolution on the whole space and on its
-all-softmax and all-cosFormer sub-spaces, plus an optional NSGA-II front.
+all-softmax and all-cosFormer sub-spaces, a random-search control on the whole space, plus an
+optional NSGA-II front. Every search is a searcher of the registry (mixnas.search.build_searcher).
 
 The fitness is the predicted score (the fitted performance predictor) or the inherited score
 (the supernet's weights on collect.score_limit validation examples), per `search.objective`.
@@ -10,20 +11,29 @@ featurised with the full space, the encoding the predictors were fitted on. Thei
 the paper's comparison: the best all-softmax, all-cosFormer and mixed architectures under the
 same constraints.
 
-Each search saves its state every generation to run_dir/search/<name>.state.json; with
+The random search (`search.random`) is the control the evolution must beat: the same space,
+objective and constraints, and by default (`budget: null`) as many distinct evaluated
+architectures as the mixed evolution search evaluated. It draws from the same seeded stream,
+so its first samples are largely the evolution's initial population (common random numbers:
+the comparison isolates what selection, mutation and crossover add). Its best architecture is
+retrained as `searched-random`; result.json's `random_control` compares the two searches'
+objective values (the retrained comparison is the report's).
+
+Each search saves its state every generation (random: every batch) to
+run_dir/search/<name>.state.json (mixed, all-softmax, all-cosformer, random, nsga2); with
 `resume=True` an interrupted search continues to the result an uninterrupted one gives.
-Everything ends in run_dir/search/result.json.
+Everything ends in run_dir/search/result.json: `searches` (one entry per single-objective
+search: space, objective_value, top, history, evaluated), `evaluated` (every search's count of
+distinct evaluated architectures, NSGA-II's included), `random_control` and `nsga2` (the front).
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any, Callable
 
 from ..cost import count_flops, count_params
 from ..fileio import read_json, write_json
-from ..search import (CallableObjective, Constraint, PredictorObjective, evolution_search,
-                      feasible_mask, nsga2_search)
+from ..search import CallableObjective, Constraint, NSGA2Config, PredictorObjective, build_searcher, feasible_mask
 from ..space import SearchSpace
 from ..space.arch import ViTArch, arch_from_dict
 from .config import PipelineConfig
@@ -33,6 +43,8 @@ from .scoring import build_task, higher_is_better, load_space, load_supernet, sc
 KIND_LETTERS = {"softmax": "S", "cosformer": "C", "relative": "R", "linear": "L"}
 RESTRICTED = ("softmax", "cosformer")  # the paper's single-kind baselines
 MIXED = "mixed"
+RANDOM = "random"  # the random-search control on the mixed space
+NSGA2 = "nsga2"
 
 
 # ---------------------------------------------------------------- describing archs
@@ -158,12 +170,12 @@ def run_search(cfg: PipelineConfig, resume: bool = False,
     Raises ValueError (one line) when the mixed search's constraints are infeasible."""
     s = cfg.search
     out = search_dir(cfg)
-    states = {name: out / f"{name}.state.json" for name in (MIXED, *(f"all-{k}" for k in RESTRICTED))}
+    states = {name: out / f"{name}.state.json" for name in (MIXED, *(f"all-{k}" for k in RESTRICTED), RANDOM, NSGA2)}
     if not resume and any(p.exists() for p in states.values()):
         raise ValueError(f"search state already exists in {out}; pass --resume to continue it, or delete {out}")
     searcher = Searcher(cfg, need_supernet=True)
     constraints = searcher.constraints()
-    evolution = dataclasses.replace(s.evolution, seed=cfg.seed)
+    evolution = build_searcher("evolution", s.evolution, cfg.seed)
     spaces = {MIXED: searcher.space}
     if s.restricted:
         spaces.update({f"all-{k}": restricted_space(searcher.space, k)
@@ -171,39 +183,68 @@ def run_search(cfg: PipelineConfig, resume: bool = False,
     out.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"objective": searcher.objective().name, "higher_is_better": searcher.higher_is_better,
                               "constraints": cfg.search.constraints.limits(), "settings": _settings(cfg),
-                              "searches": {}, "nsga2": None}
+                              "searches": {}, "nsga2": None, "evaluated": {}, "random_control": None}
     for name, space in spaces.items():
-        log(f"search {name}: {evolution.generations} generations, population {evolution.population}")
-        try:
-            found = evolution_search(space, searcher.objective(), constraints, evolution,
-                                     state_path=states[name], resume=resume)
-        except ValueError as e:
-            if name == MIXED:
-                raise
-            # An all-softmax sub-space may not meet a limit the mixed space meets: that is a finding.
-            result["searches"][name] = {"space": space.name, "error": str(e), "top": []}
-            log(f"search {name}: {e}")
-            continue
-        top = _distinct([a for a, _ in found.top])[: max(cfg.retrain.top_k, 1)]
-        searcher.check_constraints(top, constraints, f"the {name} search")
-        result["searches"][name] = {"space": space.name, "objective_value": found.best_score,
-                                    "top": [searcher.describe(a) for a in top], "history": found.history}
-    if s.nsga2:
-        result["nsga2"] = _pareto(searcher, constraints)
+        log(f"search {name}: {evolution.config.generations} generations, population {evolution.config.population}")
+        _run_one(searcher, name, space, evolution, constraints, states[name], resume, result, log)
+    if s.random.enabled:
+        # null budget: the evolution's own count, so both searches pay for the same evaluations
+        budget = s.random.budget if s.random.budget is not None else result["searches"][MIXED]["evaluated"]
+        control = build_searcher(RANDOM, {"budget": budget, "feasibility_samples": s.evolution.feasibility_samples},
+                                 cfg.seed)
+        log(f"search {RANDOM}: {budget} distinct architectures")
+        _run_one(searcher, RANDOM, searcher.space, control, constraints, states[RANDOM], resume, result, log)
+        result["random_control"] = _random_control(result, searcher.higher_is_better)
+    if s.nsga2.enabled:
+        result["nsga2"] = _pareto(searcher, constraints, states[NSGA2], resume, result)
     write_json(result_path(cfg), result)
     return result
 
 
-def _pareto(searcher: Searcher, constraints: list[Constraint]) -> list[dict[str, Any]]:
+def _run_one(searcher: Searcher, name: str, space: SearchSpace, algorithm, constraints: list[Constraint],
+             state_path: Path, resume: bool, result: dict[str, Any], log: Callable[[str], None]) -> None:
+    """One single-objective search into result["searches"][name] (and its evaluated count)."""
+    try:
+        found = algorithm.search(space, searcher.objective(), constraints, state_path=state_path, resume=resume)
+    except ValueError as e:
+        if name == MIXED:
+            raise
+        # An all-softmax sub-space may not meet a limit the mixed space meets, and the random
+        # control may run out of new feasible architectures: findings, not failures.
+        result["searches"][name] = {"space": space.name, "error": str(e), "top": []}
+        log(f"search {name}: {e}")
+        return
+    top = _distinct([a for a, _ in found.top])[: max(searcher.cfg.retrain.top_k, 1)]
+    searcher.check_constraints(top, constraints, f"the {name} search")
+    result["searches"][name] = {"space": space.name, "objective_value": found.best_score,
+                                "top": [searcher.describe(a) for a in top], "history": found.history,
+                                "evaluated": found.evaluated}
+    result["evaluated"][name] = found.evaluated
+
+
+def _random_control(result: dict[str, Any], higher_is_better: bool) -> dict[str, Any]:
+    """The searches' own objective values (predicted or inherited) of their best architectures;
+    None where the random search found nothing."""
+    mixed = result["searches"][MIXED]["objective_value"]
+    rand = result["searches"][RANDOM].get("objective_value")
+    beats = None if rand is None else (mixed > rand if higher_is_better else mixed < rand)
+    return {"mixed_objective": mixed, "random_objective": rand, "evolution_beats_random": beats}
+
+
+def _pareto(searcher: Searcher, constraints: list[Constraint], state_path: Path, resume: bool,
+            result: dict[str, Any]) -> list[dict[str, Any]]:
     """NSGA-II front of predicted score against FLOPs or predicted latency (search.pareto_x)."""
     s = searcher.cfg.search
     cost = (searcher.predicted_latency() if s.pareto_x == "latency"
             else CallableObjective("flops", searcher.flops, higher_is_better=False))
-    front = nsga2_search(searcher.space, [searcher.predicted_score(), cost], constraints,
-                         population=s.nsga2_population, generations=s.nsga2_generations,
+    config = NSGA2Config(population=s.nsga2.population, generations=s.nsga2.generations,
                          mutation_prob=s.evolution.mutation_prob, crossover_prob=s.evolution.crossover_prob,
-                         seed=searcher.cfg.seed, feasibility_samples=s.evolution.feasibility_samples)
+                         feasibility_samples=s.evolution.feasibility_samples)
+    found = build_searcher(NSGA2, config, searcher.cfg.seed).search(
+        searcher.space, [searcher.predicted_score(), cost], constraints, state_path=state_path, resume=resume)
+    front = found.front
     searcher.check_constraints([a for a, _ in front], constraints, "NSGA-II")
+    result["evaluated"][NSGA2] = found.evaluated
     return [{"arch": a.to_dict(), "attention": attention_code(a), "predicted_score": v["predicted_score"],
              s.pareto_x: v[cost.name]} for a, v in front]
 
@@ -227,7 +268,9 @@ def load_search_result(cfg: PipelineConfig) -> dict[str, Any] | None:
 
 def searched_archs(result: dict[str, Any]) -> list[tuple[str, Any, dict[str, Any]]]:
     """(name, arch, entry) of every searched architecture to retrain: the mixed search's top
-    archs (searched-mixed, searched-mixed-2, ...) and the best of each restricted search."""
+    archs (searched-mixed, searched-mixed-2, ...) and the best of each other search: the
+    restricted ones (searched-all-softmax, searched-all-cosformer) and the random control
+    (searched-random)."""
     out = []
     for name, search in result["searches"].items():
         for rank, entry in enumerate(search["top"] if name == MIXED else search["top"][:1]):

@@ -9,15 +9,18 @@ copy of a parent, which is feasible, takes the slot and the history says so). Th
 population is random feasible samples.
 
 All randomness comes from one `random.Random(seed)`. After every generation the state (next
-population, RNG state, parents, history) is written atomically to `state_path`; `resume=True`
+population, RNG state, parents, history, digests of the evaluated architectures) is written
+atomically to `state_path`; `resume=True`
 continues from it to exactly the result an uninterrupted run gives, also with a larger
 `generations`. The objective must be deterministic for that (predictors and inherited-weight
 scoring on a fixed validation subset are).
+
+Registered as searcher `evolution` (config: `EvolutionConfig`).
 """
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -25,10 +28,13 @@ import numpy as np
 
 from mixnas.space.arch import arch_from_dict
 
-from ..fileio import read_json, write_json
+from ..fileio import write_json
 from .objectives import Constraint, Objective, check_feasible, feasible_mask
+from .searcher import (Log, SearchResult, Searcher, arch_key, check_not_past, load_state, one_objective,
+                       refuse_overwrite, register_searcher, rng_state_from_json, rng_state_to_json)
 
-STATE_FORMAT = "mixnas-evolution-state/1"
+# /2 added the evaluated architectures' digests; a /1 state cannot say how many were evaluated
+STATE_FORMAT = "mixnas-evolution-state/2"
 
 
 @dataclass(frozen=True)
@@ -64,36 +70,36 @@ class EvolutionConfig:
         return d
 
 
-@dataclass
-class SearchResult:
-    best: Any  # Arch
-    best_score: float
-    top: list[tuple[Any, float]]  # final parents, best first, each with its objective value
-    history: list[dict[str, Any]] = field(default_factory=list)
-    constraint_values: dict[str, float] = field(default_factory=dict)  # of `best`
+class EvolutionSearcher(Searcher):
+    """`evolution_search` behind the common interface; `top` is the final parents."""
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"best": self.best.to_dict(), "best_score": self.best_score,
-                "top": [{"arch": a.to_dict(), "score": s} for a, s in self.top],
-                "constraint_values": self.constraint_values, "history": self.history}
+    name = "evolution"
+
+    def search(self, space: Any, objectives: Any, constraints: Sequence[Constraint] = (), *,
+               state_path: str | Path | None = None, resume: bool = False, log: Log | None = None) -> SearchResult:
+        return evolution_search(space, one_objective(objectives, self.name), constraints, self.config,
+                                state_path=state_path, resume=resume, log=log)
 
 
-def _score(objective: Objective, population: list[Any], known: dict[Any, float]) -> np.ndarray:
+def _score(objective: Objective, population: list[Any], known: dict[Any, float],
+           evaluated: dict[str, None]) -> np.ndarray:
     """Objective values of the population, evaluating each architecture not in `known` (the
     previous parents) once, in one batch. Only the parents' scores are reused, and they are in
     the saved state, so a resumed run sends the objective exactly the batches an uninterrupted
     run sends (a batched objective may differ in the last bit with the batch's composition).
+    `evaluated` (an ordered set of arch digests) records every architecture ever scored.
     """
     new = list(dict.fromkeys(a for a in population if a not in known))
     values = dict(known)
     if new:
         values.update(zip(new, objective(new).tolist()))
+        evaluated.update(dict.fromkeys(arch_key(a) for a in new))
     return np.array([values[a] for a in population], dtype=np.float64)
 
 
 def evolution_search(space: Any, objective: Objective, constraints: Sequence[Constraint] = (),
                      config: EvolutionConfig = EvolutionConfig(), *, state_path: str | Path | None = None,
-                     resume: bool = False, log: Callable[[dict[str, Any]], None] | None = None) -> SearchResult:
+                     resume: bool = False, log: Log | None = None) -> SearchResult:
     """Maximise (or minimise, per `objective.higher_is_better`) under `constraints`."""
     constraints = list(constraints)
     pool = check_feasible(space, constraints, samples=config.feasibility_samples, seed=config.seed + 1)
@@ -111,10 +117,10 @@ def evolution_search(space: Any, objective: Objective, constraints: Sequence[Con
             out += [c for c, ok in zip(candidates, feasible_mask(constraints, candidates)) if ok]
         return out, attempts - len(out)
 
-    state = _load_state(state_path, identity) if resume else None
+    refuse_overwrite(state_path, resume)
+    state = load_state(state_path, STATE_FORMAT, identity, "an evolution search") if resume else None
+    evaluated: dict[str, None] = {}
     if state is None:
-        if state_path is not None and Path(state_path).exists() and not resume:
-            raise ValueError(f"search state {state_path} already exists; pass resume=True to continue it or delete it")
         population, _ = fill(config.population, lambda: space.sample(rng))
         if len(population) < config.population:  # tight limits: grow from the feasible probes
             more, _ = fill(config.population - len(population),
@@ -126,13 +132,12 @@ def evolution_search(space: Any, objective: Objective, constraints: Sequence[Con
         generation, history = state["generation"], state["history"]
         population = [arch_from_dict(d) for d in state["population"]]
         parents = [(arch_from_dict(p["arch"]), p["score"]) for p in state["parents"]]
-        rng.setstate(_rng_state_from_json(state["rng_state"]))
-        if generation > config.generations:
-            raise ValueError(f"search state {state_path} already has {generation} generations, more than the "
-                             f"{config.generations} asked for; ask for at least {generation} or use a new state path")
+        evaluated = dict.fromkeys(state["evaluated"])
+        rng.setstate(rng_state_from_json(state["rng_state"]))
+        check_not_past(state_path, generation, config.generations, "generations", "generations")
 
     while generation < config.generations:
-        values = _score(objective, population, dict(parents))
+        values = _score(objective, population, dict(parents), evaluated)
         parents = _select_parents(population, values, config.parents, sign)
         parent_archs = [a for a, _ in parents]
         mutants, resampled_m = fill(config.mutations, lambda: space.mutate(
@@ -151,14 +156,15 @@ def evolution_search(space: Any, objective: Objective, constraints: Sequence[Con
             write_json(state_path, {"format": STATE_FORMAT, **identity, "generation": generation,
                                     "population": [a.to_dict() for a in population],
                                     "parents": [{"arch": a.to_dict(), "score": s} for a, s in parents],
-                                    "rng_state": _rng_state_to_json(rng.getstate()), "history": history})
+                                    "rng_state": rng_state_to_json(rng.getstate()), "history": history,
+                                    "evaluated": list(evaluated)})
         if log is not None:
             log(entry)
 
     if not parents:
         raise ValueError(f"search state {state_path} has no scored generation; delete it and start again")
     best, best_score = parents[0]
-    return SearchResult(best=best, best_score=best_score, top=parents, history=history,
+    return SearchResult(best=best, best_score=best_score, top=parents, evaluated=len(evaluated), history=history,
                         constraint_values={c.name: c.value(best) for c in constraints})
 
 
@@ -175,28 +181,4 @@ def _select_parents(population: list[Any], values: np.ndarray, k: int, sign: flo
     return [(population[i], float(values[i])) for i in (first + repeats)[:k]]
 
 
-# ---------------------------------------------------------------- state file
-def _rng_state_to_json(state: tuple) -> list:
-    version, internal, gauss_next = state
-    return [version, list(internal), gauss_next]
-
-
-def _rng_state_from_json(data: list) -> tuple:
-    version, internal, gauss_next = data
-    return version, tuple(internal), gauss_next
-
-
-def _load_state(path: str | Path | None, identity: dict[str, Any]) -> dict[str, Any] | None:
-    """The saved state, or None when there is none yet (resume of a run that never started)."""
-    if path is None:
-        raise ValueError("resume=True needs a state_path")
-    if not Path(path).exists():
-        return None
-    state = read_json(path, "search state")
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise ValueError(f"{path} is not an evolution search state ({STATE_FORMAT}); delete it or choose another path")
-    for key, want in identity.items():
-        if state.get(key) != want:
-            raise ValueError(f"cannot resume {path}: its {key} is {state.get(key)} but this run has {want}; "
-                             f"use the same settings or a new state path")
-    return state
+register_searcher("evolution", EvolutionSearcher, EvolutionConfig)

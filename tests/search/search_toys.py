@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from mixnas.search.objectives import CallableObjective, Constraint
+from mixnas.search.objectives import CallableObjective, Constraint, Objective
 from mixnas.space.search_space import SearchSpace
 
 SPACE = "multi30k_small"
@@ -47,3 +47,32 @@ def big_score(space) -> CallableObjective:
     """Rewards width, so that a width limit is active and the search has to respect it."""
     w = feature_weights(space, seed=1)
     return CallableObjective("big_score", lambda a: width_cost(a) / 1e5 + float(space.encode(a) @ w) * 0.1)
+
+
+class Interrupted(Exception):
+    """Raised by `Recording` at its `fail_at`-th call: a kill in the middle of a search."""
+
+
+class Recording(Objective):
+    """Wraps an objective: keeps every batch it was asked to score (to count evaluations and
+    check what was evaluated) and raises `Interrupted` at call number `fail_at` (1-based)."""
+
+    def __init__(self, inner: Objective, fail_at: int | None = None):
+        self.inner, self.name, self.higher_is_better = inner, inner.name, inner.higher_is_better
+        self.fail_at, self.calls = fail_at, []
+
+    def evaluate(self, archs):
+        if self.fail_at is not None and len(self.calls) + 1 == self.fail_at:
+            raise Interrupted(f"interrupted at call {self.fail_at}")
+        self.calls.append(list(archs))
+        return self.inner(archs)
+
+    @property
+    def archs(self) -> list:
+        return [a for batch in self.calls for a in batch]
+
+
+def tiny_vit_space() -> SearchSpace:
+    """Four architectures: two layers, each softmax or cosFormer."""
+    return SearchSpace.from_dict({"type": "vit", "name": "tiny", "head_dim": 16, "embed_dim": [32], "layers": [2],
+                                  "ffn_dim": [64], "heads": [1], "attention": ["softmax", "cosformer"]})

@@ -1,10 +1,12 @@
+import json
 import random
 
 import numpy as np
 import pytest
-from search_toys import linear_score, load_space, width_constraint, width_cost
+from search_toys import Interrupted, Recording, linear_score, load_space, width_constraint, width_cost
 
-from mixnas.search.nsga2 import nsga2_search
+from mixnas.search import build_searcher
+from mixnas.search.nsga2 import NSGA2Config, nsga2_search
 from mixnas.search.objectives import CallableObjective
 
 
@@ -59,3 +61,58 @@ def test_bad_calls_are_explained(space):
     smallest = width_cost(space.smallest())
     with pytest.raises(ValueError, match=f"smallest achievable value is {smallest:g}"):
         nsga2_search(space, objectives(space), [width_constraint(smallest - 1)], feasibility_samples=50)
+
+
+def width_limit(space, q=0.7) -> float:
+    rng = random.Random(0)
+    return float(np.quantile([width_cost(space.sample(rng)) for _ in range(200)], q))
+
+
+def test_searcher_result_front_top_and_evaluated(space):
+    score = Recording(linear_score(space))
+    limit = width_limit(space)
+    result = build_searcher("nsga2", {"population": 16, "generations": 5, "feasibility_samples": 100}, 0).search(
+        space, [score, objectives(space)[1]], [width_constraint(limit)])
+    assert [a for a, _ in result.front] == [a for a, _ in result.top]
+    assert [v["linear_score"] for _, v in result.front] == [s for _, s in result.top]
+    assert result.best == result.top[0][0] and result.best_score == result.top[0][1]
+    assert result.constraint_values == {"width": width_cost(result.best)} and width_cost(result.best) <= limit
+    assert len(score.calls) == 5 and result.evaluated == len(set(score.archs))
+    assert len(score.calls[0]) == 16  # generation 1: the initial population, distinct
+    assert len(result.history) == 5
+
+
+def test_killed_and_resumed_equals_uninterrupted(space, tmp_path):
+    limit = width_limit(space)
+    config = {"population": 16, "generations": 6, "feasibility_samples": 100}
+    straight = build_searcher("nsga2", config, 4).search(space, objectives(space), [width_constraint(limit)],
+                                                         state_path=tmp_path / "straight.json")
+    state = tmp_path / "killed.json"
+    with pytest.raises(Interrupted):  # killed while scoring generation 4's children
+        build_searcher("nsga2", config, 4).search(space, [Recording(linear_score(space), fail_at=4),
+                                                          objectives(space)[1]],
+                                                  [width_constraint(limit)], state_path=state)
+    assert json.loads(state.read_text())["generation"] == 3
+    resumed = build_searcher("nsga2", config, 4).search(space, objectives(space), [width_constraint(limit)],
+                                                        state_path=state, resume=True)
+    assert resumed.to_dict() == straight.to_dict()
+    assert state.read_text() == (tmp_path / "straight.json").read_text()
+
+
+def test_fewer_generations_extended_equal_the_full_run_and_other_settings_are_refused(space, tmp_path):
+    config = {"population": 12, "generations": 5, "feasibility_samples": 0}
+    straight = build_searcher("nsga2", config, 1).search(space, objectives(space))
+    state = tmp_path / "s.json"
+    build_searcher("nsga2", {**config, "generations": 2}, 1).search(space, objectives(space), state_path=state)
+    extended = build_searcher("nsga2", config, 1).search(space, objectives(space), state_path=state, resume=True)
+    assert extended.to_dict() == straight.to_dict()
+    with pytest.raises(ValueError, match="already has 5 generations"):
+        build_searcher("nsga2", {**config, "generations": 3}, 1).search(space, objectives(space),
+                                                                        state_path=state, resume=True)
+    with pytest.raises(ValueError, match="cannot resume .* config"):
+        build_searcher("nsga2", {**config, "mutation_prob": 0.5}, 1).search(space, objectives(space),
+                                                                            state_path=state, resume=True)
+    with pytest.raises(ValueError, match="cannot resume .* objectives"):
+        build_searcher("nsga2", config, 1).search(space, objectives(space)[::-1], state_path=state, resume=True)
+    with pytest.raises(ValueError, match="population >= 4"):
+        NSGA2Config(population=3)
