@@ -239,13 +239,17 @@ def causal_linear_attention_cumsum(qf: Tensor, kf: Tensor, v: Tensor, eps: float
 
 
 # --------------------------------------------------------------------------- feature maps
-def cosformer_features(x: Tensor, positions: Tensor, max_len: int) -> Tensor:
+def cosformer_features(x: Tensor, positions: Tensor, max_len: int, m_rule: str = "fixed") -> Tensor:
     """cosFormer re-weighting: [relu(x) sin(pi i / 2M), relu(x) cos(pi i / 2M)] with M = max_len.
 
     Then phi(q_i) . phi(k_j) = relu(q_i).relu(k_j) cos(pi (i - j) / 2M), the paper's weight.
-    x: (B, H, L, d); positions: (L,) absolute positions; returns (B, H, L, 2d).
+    x: (B, H, L, d); positions: (L,) absolute positions, each < M; returns (B, H, L, 2d).
+    `m_rule` only words the error: "fixed" (M is the option max_len) or "length" (M given per call).
     """
     if positions.numel() and int(positions.max()) >= max_len:
+        if m_rule == "length":
+            raise ValueError(f"cosformer position {int(positions.max())} is beyond M={max_len} "
+                             f"(m_rule='length': positions must be < M); pass a larger m")
         raise ValueError(f"cosformer position {int(positions.max())} is beyond max_len={max_len}; "
                          f"build the attention with a larger max_len")
     angle = (math.pi / (2 * max_len)) * positions.to(x.dtype)

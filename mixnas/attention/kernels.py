@@ -11,6 +11,9 @@ Calling convention of every kernel:
 - causal self-attention: Lq == Lk; with `state` the new tokens continue where the state ends.
 - non-causal (self or cross): `return_state=True` returns a *static* state that caches the
   keys (cross-attention memory); later calls pass it with k = v = None.
+- `m=` (optional int): the length M of positional kinds whose M is given per call (cosformer
+  with `m_rule="length"`); every other kind, and cosformer with a fixed M, ignore it. A
+  decoding state remembers the M it was started with.
 """
 from __future__ import annotations
 
@@ -32,9 +35,10 @@ class AttentionKernel(nn.Module):
         self.dropout = dropout
 
     def forward(self, q: Tensor, k: Tensor | None, v: Tensor | None, *, causal: bool = False,
-                key_padding_mask: Tensor | None = None, state=None, return_state: bool = False):
+                key_padding_mask: Tensor | None = None, state=None, return_state: bool = False,
+                m: int | None = None):
         if state is not None and state.static:
-            return self._from_static(q, state)
+            return self._from_static(q, state)  # a static state fixed its M when it was made
         if k is None or v is None:
             raise ValueError("key and value are required unless a static (cross-attention) state is given")
         check_qkv(q, k, v, key_padding_mask)
@@ -45,7 +49,7 @@ class AttentionKernel(nn.Module):
         if causal and q.shape[2] != k.shape[2]:
             raise ValueError(f"causal self-attention needs equal query and key lengths, "
                              f"got {q.shape[2]} and {k.shape[2]}")
-        return self._compute(q, k, v, causal, key_padding_mask, state, return_state)
+        return self._compute(q, k, v, causal, key_padding_mask, state, return_state, m)
 
 
 class KVCacheKernel(AttentionKernel):
@@ -54,8 +58,8 @@ class KVCacheKernel(AttentionKernel):
     def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, q_offset: int) -> Tensor:
         raise NotImplementedError
 
-    def _compute(self, q, k, v, causal, key_padding_mask, state, return_state):
-        lq = q.shape[2]
+    def _compute(self, q, k, v, causal, key_padding_mask, state, return_state, m=None):
+        lq = q.shape[2]  # (m: no kind of this family has a length M)
         q_offset = 0
         if state is not None:
             q_offset = state.offset
@@ -90,7 +94,12 @@ def _cat_masks(old: Tensor | None, new: Tensor | None, n_old: int, n_new: int, b
 
 class LinearKernel(AttentionKernel):
     """Kinds of the form phi(q) (sum phi(k)^T v) / (phi(q) . sum phi(k)). Subclasses implement
-    `features(x, positions)`; positions are absolute (query offset included)."""
+    `features(x, positions)`; positions are absolute (query offset included).
+
+    A kind whose feature map depends on a length M chosen per call (cosformer's length rule)
+    overrides `resolve_m` (the call's M, kept in the decoding state) and `feature_map`
+    (the features for that M); the defaults ignore M.
+    """
 
     def __init__(self, head_dim: int, dropout: float = 0.0, eps: float = 1e-6, chunk: int = 64):
         super().__init__(head_dim, dropout)
@@ -100,15 +109,25 @@ class LinearKernel(AttentionKernel):
     def features(self, x: Tensor, positions: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def resolve_m(self, lq: int, lk: int, *, causal: bool, state: LinearState | None, m: int | None,
+                  return_state: bool) -> int | None:
+        """The M of this call (None: the kind has none). Called without a static state."""
+        return None
+
+    def feature_map(self, x: Tensor, positions: Tensor, m: int | None) -> Tensor:
+        """`features` for the call's M (`resolve_m`); kinds without an M ignore it."""
+        return self.features(x, positions)
+
     def _positions(self, start: int, n: int, device) -> Tensor:
         return torch.arange(start, start + n, device=device)
 
-    def _compute(self, q, k, v, causal, key_padding_mask, state, return_state):
+    def _compute(self, q, k, v, causal, key_padding_mask, state, return_state, m=None):
         lq, lk = q.shape[2], k.shape[2]
         q_offset = state.offset if state is not None else 0
-        qf = self.features(q, self._positions(q_offset, lq, q.device))
+        m = self.resolve_m(lq, lk, causal=causal, state=state, m=m, return_state=return_state)
+        qf = self.feature_map(q, self._positions(q_offset, lq, q.device), m)
         # Self-attention keys share the queries' positions; cross-attention keys start at 0.
-        kf = self.features(k, self._positions(q_offset if causal else 0, lk, k.device))
+        kf = self.feature_map(k, self._positions(q_offset if causal else 0, lk, k.device), m)
         if key_padding_mask is not None:  # padded keys contribute nothing to any sum
             kf = kf.masked_fill(key_padding_mask[:, None, :, None], 0.0)
         if causal:
@@ -118,9 +137,9 @@ class LinearKernel(AttentionKernel):
             out, kv, z = linear_attention(qf, kf, v, self.eps)
         new_state = None
         if return_state or state is not None:
-            new_state = LinearState(kv, z, q_offset + lq, static=not causal)
+            new_state = LinearState(kv, z, q_offset + lq, static=not causal, m=m)
         return out, new_state
 
     def _from_static(self, q, state: LinearState):
-        qf = self.features(q, self._positions(state.offset, q.shape[2], q.device))
+        qf = self.feature_map(q, self._positions(state.offset, q.shape[2], q.device), state.m)
         return linear_readout(qf, state.kv, state.z, self.eps), advance(state, q.shape[2])

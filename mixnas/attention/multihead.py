@@ -4,6 +4,8 @@ Inputs are batch-first (B, L, E). Self-attention: `attn(x)`. Cross-attention:
 `attn(x, memory, key_padding_mask=src_mask)`. Incremental decoding:
     out, st = attn(x_t, causal=True, state=st, return_state=True)      # self
     out, st = attn(x_t, memory, state=st, return_state=True)            # cross (memory cached)
+`m=` passes the per-call length M to the kernel (cosformer with m_rule="length"; ignored by
+every other kind).
 """
 from __future__ import annotations
 
@@ -41,7 +43,8 @@ class MultiheadAttention(nn.Module):
         self.kernel = build_kernel(kind, qkv_dim // num_heads, **kind_options)
 
     def forward(self, x: Tensor, memory: Tensor | None = None, *, causal: bool = False,
-                key_padding_mask: Tensor | None = None, state=None, return_state: bool = False):
+                key_padding_mask: Tensor | None = None, state=None, return_state: bool = False,
+                m: int | None = None):
         if x.dim() != 3 or x.shape[-1] != self.embed_dim:
             raise ValueError(f"input must have shape (batch, length, {self.embed_dim}), got {tuple(x.shape)}")
         q = split_heads(self.q_proj(x), self.num_heads)
@@ -51,5 +54,5 @@ class MultiheadAttention(nn.Module):
             k = split_heads(self.k_proj(src), self.num_heads)
             v = split_heads(self.v_proj(src), self.num_heads)
         out, state = self.kernel(q, k, v, causal=causal, key_padding_mask=key_padding_mask,
-                                 state=state, return_state=return_state)
+                                 state=state, return_state=return_state, m=m)
         return self.out_proj(merge_heads(out)), state

@@ -3,7 +3,9 @@
 A state is what an attention kernel remembers between decoding calls. Kernels never mutate a
 state: each call returns a new one, so beam search can keep, reorder or drop states freely.
 `offset` counts the query positions consumed so far; positional kinds (cosformer, relative)
-use it so that step t sees exactly the positions the full forward gives token t.
+use it so that step t sees exactly the positions the full forward gives token t. A
+`LinearState` also keeps the M of cosformer's re-weighting, so every later step uses the M
+the decoding started with.
 `static=True` marks cross-attention memory: the keys are fixed (the encoder output) and are
 not appended to, only `offset` advances.
 """
@@ -40,6 +42,7 @@ class LinearState:
     z: Tensor
     offset: int
     static: bool = False
+    m: int | None = None  # the length M the feature map used (cosformer); fixed for the whole decoding
 
     def reorder(self, index: Tensor) -> "LinearState":
         return replace(self, kv=self.kv.index_select(0, index), z=self.z.index_select(0, index))

@@ -10,6 +10,12 @@ so the two run literally the same code and an extracted sub-network matches the 
     enc = model.encode(src_tokens)
     logits, states = model.decode(prefix, enc, return_states=True)    # then one token a step:
     logits, states = model.decode(next_tokens, enc, states=states)
+
+cosFormer's length rule (`attention_options: {cosformer: {m_rule: length}}`): one M per batch
+for every attention of the model (encoder self, decoder self and cross, as the official
+cosFormer code does), chosen by `length_rule_m` from the source alone, so that training and
+beam search use the same M: `forward(src, prev, m=None)` / `encode(src, m=None)` compute it when
+not given; `decode` takes it from the `EncoderOut`. Kinds without a length M ignore it.
 """
 from __future__ import annotations
 
@@ -36,6 +42,47 @@ def sinusoidal_positions(length: int, dim: int) -> Tensor:
     return table
 
 
+# The decoder's maximum output length, fairseq's max_len_a * src_len + max_len_b (the defaults of
+# mixnas.tasks.translation.beam.BeamConfig); it also sets cosformer's M under the length rule.
+DEFAULT_MAX_LEN_A, DEFAULT_MAX_LEN_B = 1.2, 10
+
+
+def max_output_lengths(src_lengths: Tensor, max_len_a: float = DEFAULT_MAX_LEN_A,
+                       max_len_b: int = DEFAULT_MAX_LEN_B) -> Tensor:
+    """(B,) most positions beam search decodes per sentence: int(a * src_len + b), at least 1;
+    `src_lengths` (B,) counts the non-pad source tokens (EOS included)."""
+    return (src_lengths.float() * max_len_a + max_len_b).long().clamp_min(1)
+
+
+def length_rule_m(src_tokens: Tensor, pad_id: int, tgt_len: int = 0, max_len_a: float = DEFAULT_MAX_LEN_A,
+                  max_len_b: int = DEFAULT_MAX_LEN_B) -> int:
+    """cosFormer's M for a translation batch under m_rule="length" (one M for the whole batch):
+
+        M = max(S, int(max_len_a * s + max_len_b), T)
+
+    S: the padded source length (src_tokens.shape[1]); s: the longest non-pad source in the
+    batch; T: the padded decoder input length (BOS + target) in training, 0 in decoding.
+    int(a s + b) is the most positions beam search decodes (`max_output_lengths`), so M is
+    known before decoding starts and every decoded position is < M.
+
+    Training and decoding agree exactly: with the same max_len_a / max_len_b (the translation
+    task uses its `beam` settings for both) a batch gets the same M in teacher forcing and in
+    beam search, unless a training target is longer than anything beam search may output
+    (T > int(a s + b)); only then training widens M to T. Unlike the paper's
+    M = max(src_len, tgt_len), M does not depend on the unknown target length, at the price of a
+    somewhat weaker locality bias (M ~ 1.2 s + 10 instead of ~ s). As in the paper, M belongs to
+    the batch (its longest source), so a sentence's output depends a little on its batch.
+    """
+    s = int((src_tokens != pad_id).sum(1).max()) if src_tokens.numel() else 0
+    longest_output = int(max_output_lengths(torch.tensor([s]), max_len_a, max_len_b)[0])
+    return max(src_tokens.shape[1], longest_output, tgt_len)
+
+
+def uses_length_m(config) -> bool:
+    """Whether a model config asks for cosformer's length rule (then the models compute M)."""
+    return (getattr(config, "attention_options", None) or {}).get("cosformer", {}).get("m_rule") == "length"
+
+
 @dataclass(frozen=True)
 class EncoderOut:
     """What the decoder needs from the encoder: the outputs of the last few encoder layers
@@ -44,6 +91,7 @@ class EncoderOut:
 
     layer_outputs: tuple[Tensor, ...]
     padding_mask: Tensor
+    m: int | None = None  # cosformer's M for this batch (length rule), used by the decoder too
 
     def memory(self, cross_layers: int) -> tuple[Tensor, Tensor]:
         """Keys/values of a cross-attention over the last `cross_layers` encoder layers,
@@ -63,7 +111,7 @@ class EncoderOut:
 
     def reorder(self, index: Tensor) -> "EncoderOut":
         return EncoderOut(tuple(x.index_select(0, index) for x in self.layer_outputs),
-                          self.padding_mask.index_select(0, index))
+                          self.padding_mask.index_select(0, index), self.m)
 
 
 @dataclass(frozen=True)
@@ -85,9 +133,9 @@ class EncoderLayer(nn.Module):
         self.fc1, self.fc2, self.ffn_norm = fc1, fc2, ffn_norm
         self.pre_norm, self.dropout = pre_norm, dropout
 
-    def forward(self, x: Tensor, padding_mask: Tensor) -> Tensor:
+    def forward(self, x: Tensor, padding_mask: Tensor, m: int | None = None) -> Tensor:
         h = self.self_attn_norm(x) if self.pre_norm else x
-        h, _ = self.self_attn(h, key_padding_mask=padding_mask)
+        h, _ = self.self_attn(h, key_padding_mask=padding_mask, m=m)
         x = _residual(x, h, self.self_attn_norm, self.pre_norm, self.dropout, self.training)
         h = self.ffn_norm(x) if self.pre_norm else x
         h = self.fc2(torch.relu(self.fc1(h)))
@@ -106,14 +154,15 @@ class DecoderLayer(nn.Module):
     def forward(self, x: Tensor, encoder_out: EncoderOut, self_state=None, cross_state=None,
                 return_state: bool = False):
         h = self.self_attn_norm(x) if self.pre_norm else x
-        h, self_state = self.self_attn(h, causal=True, state=self_state, return_state=return_state)
+        h, self_state = self.self_attn(h, causal=True, state=self_state, return_state=return_state,
+                                       m=encoder_out.m)
         x = _residual(x, h, self.self_attn_norm, self.pre_norm, self.dropout, self.training)
         h = self.cross_attn_norm(x) if self.pre_norm else x
         memory = mask = None
         if cross_state is None:  # a cross-attention state already caches the memory's keys
             memory, mask = encoder_out.memory(self.cross_layers)
         h, cross_state = self.cross_attn(h, memory, key_padding_mask=mask, state=cross_state,
-                                         return_state=return_state)
+                                         return_state=return_state, m=encoder_out.m)
         x = _residual(x, h, self.cross_attn_norm, self.pre_norm, self.dropout, self.training)
         h = self.ffn_norm(x) if self.pre_norm else x
         h = self.fc2(torch.relu(self.fc1(h)))
@@ -167,23 +216,35 @@ class EncoderDecoder(nn.Module):
         if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= vocab):
             raise ValueError(f"{name} holds ids outside the vocabulary [0, {vocab})")
 
-    def forward(self, src_tokens: Tensor, prev_output_tokens: Tensor) -> Tensor:
-        logits, _ = self.decode(prev_output_tokens, self.encode(src_tokens))
+    def forward(self, src_tokens: Tensor, prev_output_tokens: Tensor, m: int | None = None) -> Tensor:
+        """Teacher forcing. `m`: cosformer's M under the length rule (default: `length_rule_m`
+        with the default max_len_a / max_len_b, widened to the decoder input length)."""
+        if m is None and uses_length_m(self.config):
+            self._check_tokens(src_tokens, self.config.src_vocab, "src_tokens")
+            m = length_rule_m(src_tokens, self.config.pad_id, prev_output_tokens.shape[-1])
+        logits, _ = self.decode(prev_output_tokens, self.encode(src_tokens, m=m))
         return logits
 
-    def encode(self, src_tokens: Tensor) -> EncoderOut:
+    def encode(self, src_tokens: Tensor, m: int | None = None) -> EncoderOut:
+        """`m`: cosformer's M for this batch under the length rule, kept in the EncoderOut for
+        the decoder (default: `length_rule_m(src_tokens, pad_id)`, which covers every position
+        beam search with the default max_len_a / max_len_b decodes)."""
         self._check_tokens(src_tokens, self.config.src_vocab, "src_tokens")
+        if m is not None and (not isinstance(m, int) or isinstance(m, bool) or m < 1):
+            raise ValueError(f"m must be a positive integer, got {m!r}")
+        if m is None and uses_length_m(self.config):
+            m = length_rule_m(src_tokens, self.config.pad_id)
         padding_mask = src_tokens.eq(self.config.pad_id)
         x = self._embed(src_tokens, self.encoder_embed, 0)
         keep = max(layer.cross_layers for layer in self.decoder_layers_active())
         outputs = []
         for layer in self.encoder_layers_active():
-            x = layer(x, padding_mask)
+            x = layer(x, padding_mask, m)
             outputs.append(x)
         outputs = outputs[-keep:]
         if self.encoder_norm is not None:
             outputs = [self.encoder_norm(x) for x in outputs]
-        return EncoderOut(tuple(outputs), padding_mask)
+        return EncoderOut(tuple(outputs), padding_mask, m)
 
     def decode(self, prev_output_tokens: Tensor, encoder_out: EncoderOut,
                states: DecoderStates | None = None, return_states: bool = False):

@@ -2,6 +2,8 @@
 
 As for the translation model, the forward logic (`ViTBase`, `ViTBlock`) only calls sub-modules,
 so the supernet reuses it with elastic modules and extracted sub-networks match it exactly.
+cosFormer with `attention_options: {cosformer: {m_rule: length}}` uses M = the number of tokens
+(the kernel's own rule for a non-causal call), so nothing is passed here.
 """
 from __future__ import annotations
 

@@ -7,6 +7,10 @@ options (eps, max_len, K) are read from it.
 
 Positions: query row i sits at absolute position q_offset + i, key j at position j (keys of a
 decoded prefix start at 0). A causal query sees keys j <= q_offset + i.
+
+cosformer's M (`cosformer_m`), written from the documented rules: m_rule "fixed" uses the
+option max_len; m_rule "length" uses the call's `m` (causal) or max(m, Lk) (non-causal), and
+without `m` the call's own length: L (causal) or max(Lq, Lk) (non-causal).
 """
 from __future__ import annotations
 
@@ -43,8 +47,20 @@ def linear_weights(raw: Tensor, allow: Tensor, eps: float) -> Tensor:
     return w / w.sum(-1, keepdim=True).clamp_min(eps)
 
 
+def cosformer_m(kernel, lq: int, lk: int, causal: bool, m: int | None) -> int:
+    """M of cosformer's cos(pi (i - j) / 2M) for one call, from the documented rule."""
+    if getattr(kernel, "m_rule", "fixed") == "fixed":
+        return kernel.max_len
+    if m is not None:
+        return m if causal else max(m, lk)
+    return lq if causal else max(lq, lk)
+
+
 def reference_attention(kind: str, kernel, q: Tensor, k: Tensor, v: Tensor, *, causal: bool = False,
-                        key_padding_mask: Tensor | None = None, q_offset: int = 0) -> Tensor:
+                        key_padding_mask: Tensor | None = None, q_offset: int = 0,
+                        m: int | None = None) -> Tensor:
+    """`m`: cosformer's per-call M (length rule); with q_offset > 0 (a decoded prefix) give it,
+    since the call's own length is then not the length the rule means."""
     b, h, lq, d = q.shape
     lk = k.shape[2]
     allow = visible(lq, lk, causal, key_padding_mask, q_offset, b)
@@ -62,8 +78,9 @@ def reference_attention(kind: str, kernel, q: Tensor, k: Tensor, v: Tensor, *, c
         w = softmax_weights(scores, allow)
         return w @ v + torch.einsum("bhij,ijd->bhid", w, a_v)
     if kind == "cosformer":
-        m = kernel.max_len
-        reweight = torch.cos(math.pi * (qpos[:, None] - kpos[None, :]) / (2 * m)).to(q.dtype)
+        big_m = cosformer_m(kernel, lq, lk, causal, m)
+        assert qpos.max() < big_m and kpos.max() < big_m, "reference: positions must be < M"
+        reweight = torch.cos(math.pi * (qpos[:, None] - kpos[None, :]) / (2 * big_m)).to(q.dtype)
         raw = torch.einsum("bhid,bhjd->bhij", torch.relu(q), torch.relu(k)) * reweight
         return linear_weights(raw, allow, kernel.eps) @ v
     if kind == "linear":

@@ -15,7 +15,7 @@ def test_transformer_round_trip(tmp_path):
     model = Transformer(arch, cfg).eval()
     save_model(model, tmp_path / "m")
     meta = yaml.safe_load((tmp_path / "m" / "arch.yaml").read_text())
-    assert set(meta) == {"arch", "config"} and meta["config"]["attention_options"] == {"cosformer": {"max_len": 64}}
+    assert set(meta) == {"arch", "config"} and meta["config"]["attention_options"] == {"cosformer": {"m_rule": "length", "max_len": 64}}
     loaded = load_model(tmp_path / "m").eval()
     assert loaded.arch == arch and loaded.config == cfg
     src, prev = torch.randint(3, 30, (2, 5)), torch.randint(3, 30, (2, 4))

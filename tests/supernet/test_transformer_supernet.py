@@ -26,9 +26,12 @@ def decode_steps(model, src, prev):
     return torch.cat(out, dim=1)
 
 
+LENGTH = {"attention_options": {"cosformer": {"m_rule": "length"}}}  # cosformer's M = the batch's length
+
+
 @pytest.mark.parametrize("share_projections,options", [
     (False, {}), (True, {}), (False, {"pre_norm": True, "tie_embeddings": False}),
-    (True, {"shared_vocab": False})])
+    (True, {"shared_vocab": False}), (False, LENGTH), (True, {"pre_norm": True, **LENGTH})])
 def test_supernet_equals_extracted(share_projections, options):
     torch.manual_seed(0)
     supernet = transformer_supernet(share_projections, **options).eval()
@@ -42,6 +45,10 @@ def test_supernet_equals_extracted(share_projections, options):
             steps = decode_steps(supernet, src, prev)
             torch.testing.assert_close(steps, decode_steps(model, src, prev), atol=1e-5, rtol=1e-5)
             torch.testing.assert_close(steps, full, atol=1e-5, rtol=1e-5)
+            if options is LENGTH:  # an explicit M reaches the supernet's attentions as the model's
+                torch.testing.assert_close(supernet(src, prev, m=9), model(src, prev, m=9), atol=1e-5, rtol=1e-5)
+                if "cosformer" in {a.attention for a in arch.encoder_layers + arch.decoder_layers}:
+                    assert (supernet(src, prev, m=9) - full).abs().max() > 1e-5
 
 
 def test_extracted_weights_are_copies():

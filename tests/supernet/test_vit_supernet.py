@@ -21,6 +21,28 @@ def test_supernet_equals_extracted(share_projections, pool):
             torch.testing.assert_close(out, model(images), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("share_projections,pool", [(False, "cls"), (True, "mean")])
+def test_supernet_equals_extracted_with_length_rule(share_projections, pool):
+    """cosformer's M = the number of tokens (m_rule: length) in the supernet as in the extracted
+    ViT, and it differs from the fixed-M supernet with the same weights."""
+    torch.manual_seed(0)
+    options = {"cosformer": {"m_rule": "length"}}
+    supernet = vit_supernet(share_projections, pool=pool, attention_options=options).eval()
+    fixed = vit_supernet(share_projections, pool=pool, attention_options={"cosformer": {"m_rule": "fixed"}}).eval()
+    fixed.load_state_dict(supernet.state_dict())
+    images = torch.randn(3, 2, 8, 8)
+    for arch in vit_archs(seed=5 + share_projections):
+        supernet.set_arch(arch)
+        fixed.set_arch(arch)
+        model = supernet.extract(arch).eval()
+        assert model.config.attention_options == options
+        with torch.no_grad():
+            out = supernet(images)
+            torch.testing.assert_close(out, model(images), atol=1e-5, rtol=1e-5)
+            if any(a.attention == "cosformer" for a in arch.layers):
+                assert (out - fixed(images)).abs().max() > 1e-5
+
+
 def test_gradients_only_reach_the_slice():
     torch.manual_seed(1)
     supernet = vit_supernet()

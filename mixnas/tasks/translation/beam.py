@@ -6,6 +6,11 @@ outputs). A sentence is done when `beam` hypotheses have finished; at max length
 hypothesis is forced to end with EOS. Max length is a * src_len + b (source length without
 padding). The model must provide `encode`, `decode(tokens, enc, states, return_states=True)`,
 `reorder_states` and `reorder_encoder_out`, and a `config` with pad/bos/eos ids.
+
+cosFormer with m_rule="length": M must be known before the first step, so the search passes
+`m = length_rule_m(src, pad, 0, max_len_a, max_len_b)` to `encode` (greater than every position
+it decodes); training with the same max_len_a / max_len_b gets the same M
+(`TranslationTask.loss`), so the decoded steps equal the teacher-forced forward exactly.
 """
 from __future__ import annotations
 
@@ -14,13 +19,16 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ...models.transformer import (DEFAULT_MAX_LEN_A, DEFAULT_MAX_LEN_B, length_rule_m, max_output_lengths,
+                                   uses_length_m)
+
 
 @dataclass(frozen=True)
 class BeamConfig:
     beam: int = 4
     lenpen: float = 0.6
-    max_len_a: float = 1.2
-    max_len_b: int = 10
+    max_len_a: float = DEFAULT_MAX_LEN_A
+    max_len_b: int = DEFAULT_MAX_LEN_B
 
 
 @dataclass
@@ -41,11 +49,14 @@ def beam_search(model, src_tokens: Tensor, cfg: BeamConfig = BeamConfig()) -> li
     pad, bos, eos = model.config.pad_id, model.config.bos_id, model.config.eos_id
     bsz, k = src_tokens.shape[0], cfg.beam
     src_len = (src_tokens != pad).sum(1)
-    max_len = (src_len.float() * cfg.max_len_a + cfg.max_len_b).long().clamp_min(1)  # (B,)
+    max_len = max_output_lengths(src_len, cfg.max_len_a, cfg.max_len_b)  # (B,)
+    encode_kw = {}
+    if uses_length_m(model.config):  # cosformer's M, fixed for the whole search (see above)
+        encode_kw["m"] = length_rule_m(src_tokens, pad, 0, cfg.max_len_a, cfg.max_len_b)
 
     # Every sentence is expanded to k beams: row b*k + j is beam j of sentence b.
     expand = torch.arange(bsz, device=src_tokens.device).repeat_interleave(k)
-    enc = model.reorder_encoder_out(model.encode(src_tokens), expand)
+    enc = model.reorder_encoder_out(model.encode(src_tokens, **encode_kw), expand)
     tokens = torch.full((bsz * k, 1), bos, dtype=torch.long, device=src_tokens.device)
     cum = torch.zeros(bsz, k, device=src_tokens.device)
     cum[:, 1:] = float("-inf")  # at step 0 all beams are the same: keep only beam 0 alive

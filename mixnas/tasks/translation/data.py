@@ -22,7 +22,8 @@ import torch
 from mixnas.tasks.translation.batching import TokenBatches
 from mixnas.tasks.translation.corpus import read_parallel, split_path
 from mixnas.fileio import atomic_write_bytes, safe_torch_load
-from mixnas.tasks.translation.tokenizer import SentencePieceTokenizer, build_tokenizer, file_digest
+from mixnas.fileio import file_sha256
+from mixnas.tasks.translation.tokenizer import SentencePieceTokenizer, build_tokenizer
 
 
 def default_cache_dir() -> Path:
@@ -160,7 +161,7 @@ class TranslationData:
         if split in self._splits:
             return self._splits[split]
         src_path, tgt_path = self.path(split, self.config.src_lang), self.path(split, self.config.tgt_lang)
-        key = hashlib.sha256(f"{file_digest(src_path)} {file_digest(tgt_path)}".encode()).hexdigest()[:20]
+        key = hashlib.sha256(f"{file_sha256(src_path)} {file_sha256(tgt_path)}".encode()).hexdigest()[:20]
         cached = self.tokenizer.model_path.parent / f"{split}.{self.config.src_lang}-{self.config.tgt_lang}.{key}.pt"
         if cached.is_file():
             encoded = EncodedSplit.load(cached, self.tokenizer.vocab_size)

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ...models import TransformerConfig
+from ...models.transformer import length_rule_m, uses_length_m
 from ...train.losses import label_smoothed_cross_entropy
 from ..common import TrainingTask, eval_mode, sum_stats
 from .batching import TranslationBatch
@@ -61,7 +62,12 @@ class TranslationTask:
                                  max_positions=c.max_positions if train else None, shuffle=train, seed=seed)
 
     def loss(self, model: nn.Module, batch: TranslationBatch) -> tuple[torch.Tensor, dict[str, Any]]:
-        logits = model(batch.src, batch.prev_output_tokens)
+        kw = {}
+        if uses_length_m(model.config):  # cosformer's M from the same rule beam search uses
+            beam = self.config.beam
+            kw["m"] = length_rule_m(batch.src, PAD_ID, batch.prev_output_tokens.shape[1],
+                                    beam.max_len_a, beam.max_len_b)
+        logits = model(batch.src, batch.prev_output_tokens, **kw)
         loss, nll = label_smoothed_cross_entropy(logits, batch.target, self.config.label_smoothing,
                                                  ignore_index=PAD_ID, reduction="sum")
         return loss, {"sample_size": batch.n_tokens, "nll": nll.detach()}

@@ -26,20 +26,11 @@ from typing import Sequence
 
 import sentencepiece as spm
 
-from mixnas.fileio import atomic_write_bytes
+from mixnas.fileio import atomic_write_bytes, file_sha256
 from mixnas.tasks.translation.corpus import read_parallel
 
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
 MODEL_TYPES = ("unigram", "bpe")
-
-
-def file_digest(path: Path) -> str:
-    """sha256 of a file's bytes (streams, so large corpora do not need to fit in memory)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class SentencePieceTokenizer:
@@ -101,7 +92,7 @@ def _cached_tokenizer(model_path: Path, vocab_size: int) -> SentencePieceTokeniz
     except (ValueError, OSError) as error:  # bad JSON or bytes that are not UTF-8
         raise ValueError(corrupt_cache_message(settings_path, type(error).__name__)) from None
     expected = recorded.get("model_sha256") if isinstance(recorded, dict) else None
-    if expected is not None and file_digest(model_path) != expected:  # absent in caches of older versions
+    if expected is not None and file_sha256(model_path) != expected:  # absent in caches of older versions
         raise ValueError(corrupt_cache_message(model_path, "its checksum differs from settings.json"))
     tokenizer = SentencePieceTokenizer(model_path)
     if tokenizer.vocab_size != vocab_size:
@@ -141,8 +132,8 @@ def build_tokenizer(
         "character_coverage": float(character_coverage),
         "max_lines": max_lines,
         "sentencepiece": spm.__version__,
-        "src_sha256": file_digest(Path(src_file)),
-        "tgt_sha256": file_digest(Path(tgt_file)),
+        "src_sha256": file_sha256(Path(src_file)),
+        "tgt_sha256": file_sha256(Path(tgt_file)),
     }
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
     model_path = Path(cache_dir) / f"spm-{key}" / "spm.model"
