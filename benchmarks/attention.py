@@ -11,8 +11,9 @@ non-causal and causal self-attention, plus the baseline kind `cosformer_cumsum_r
 - `ms`: median wall time over R timed calls after one warm-up call (fewer calls when one
   call takes seconds); `min_ms`: the fastest of them. On a machine shared with other jobs
   both include time lost waiting for a core (with 2 threads, every parallel region waits
-  for the slower thread); `--threads 1 --clock cpu` measures process CPU time instead,
-  which leaves that out and gives usable ratios under load (not the issue's protocol).
+  for the slower thread); `--threads 1 --clock oncpu` (wall time minus the thread's waits for
+  a CPU) or `--clock cpu` (the thread's CPU time), mixnas.cost.latency's clocks, leave that out
+  and give usable ratios under load (not the issue's protocol).
 - `peak_mb`: torch has no peak-memory counter on CPU, so the pass is re-run once under
   `torch.profiler.profile(profile_memory=True)`. The profiler records every allocation and
   free of the CPU allocator as a `[memory]` event with a signed byte count; sorted by time, a
@@ -38,23 +39,23 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import platform
 import statistics
 import sys
-import time
 
 import torch
+
+from mixnas.fileio import write_json
 from torch.profiler import ProfilerActivity, profile
 
 from mixnas.attention import build_kernel, get_spec, kinds
 from mixnas.attention.functional import causal_linear_attention_cumsum, cosformer_features
+from mixnas.cost.latency import CLOCKS, check_clock
 
 BATCH, HEADS, HEAD_DIM = 1, 8, 64
-CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
-clock = CLOCKS["wall"]  # set by --clock
+clock = CLOCKS["wall"]  # nanosecond counter, set by --clock
 REFERENCE = "cosformer_cumsum_reference"
 MAX_CALL_S, MAX_PEAK_MB = 30.0, 8192.0
 COSFORMER_MAX_LEN = 8192  # M must exceed the longest position benchmarked
@@ -93,13 +94,13 @@ def run_pass(fn, qkv, pass_name: str):
 
 # --------------------------------------------------------------------------- measurement
 def timings_ms(call, repeats: int) -> tuple[float, float]:
-    """(median, minimum) wall time of `repeats` calls after one warm-up call."""
+    """(median, minimum) ms on `clock` of `repeats` calls after one warm-up call."""
     call()
     times = []
     for _ in range(repeats):
         start = clock()
         call()
-        times.append((clock() - start) * 1e3)
+        times.append((clock() - start) / 1e6)
     return statistics.median(times), min(times)
 
 
@@ -284,15 +285,17 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per measurement (median)")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (issue 2: 2)")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
-                        help="wall: elapsed time (issue 2). cpu: process CPU time; with --threads 1 it "
-                             "excludes time the process spends descheduled, for a machine shared with other jobs")
+                        help="wall: elapsed time (issue 2). oncpu / cpu (need --threads 1): elapsed time minus "
+                             "the thread's waits for a CPU / its CPU time, for a machine shared with other jobs")
     args = parser.parse_args(argv)
     if any(n < 1 or n > COSFORMER_MAX_LEN for n in args.lengths):
         parser.error(f"--lengths must lie in [1, {COSFORMER_MAX_LEN}]")
     if args.repeats < 1 or args.threads < 1:
         parser.error("--repeats and --threads must be >= 1")
-    if args.clock == "cpu" and args.threads != 1:
-        parser.error("--clock cpu sums the CPU time of all threads; use it with --threads 1")
+    try:
+        check_clock(args.clock, args.threads)
+    except ValueError as e:
+        parser.error(str(e))
     global clock
     clock = CLOCKS[args.clock]
     torch.set_num_threads(args.threads)
@@ -321,11 +324,8 @@ def main(argv=None) -> int:
         verdict = {True: "PASS", False: "MISS", None: "n/a "}[t["pass"]]
         print(f"  {verdict} {t['target']}: {t['measured']} (from minima: {t['measured_from_min']}; goal {t['goal']})")
     if args.json:
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"machine": machine, "results": results, "decode": decode, "achieved_gflops": achieved,
-                       "targets": targets}, f, indent=1)
-        os.replace(tmp, args.json)
+        write_json(args.json, {"machine": machine, "results": results, "decode": decode, "achieved_gflops": achieved,
+                       "targets": targets}, allow_nan=True)
         print(f"wrote {args.json}")
     return 0
 

@@ -12,7 +12,7 @@ from mixnas.models import build_model, load_model
 from mixnas.space.arch import TransformerArch
 
 from .flops import count_decode_flops, count_flops
-from .latency import measure_latency
+from .latency import CLOCKS, DEFAULT_STAT, STATS, describe_protocol, measure_latency
 from .params import count_params
 
 
@@ -39,7 +39,8 @@ def cost_report(arch, config, *, src_len: int = 30, tgt_len: int = 30, beam: int
         if isinstance(arch, TransformerArch):
             latency_kwargs.update(src_len=src_len, steps=tgt_len, beam=beam)
         result = measure_latency(model if model is not None else build_model(arch, config), **latency_kwargs)
-        report.update(latency_ms=result.ms_mean, latency_std_ms=result.ms_std, latency_protocol=result.protocol)
+        # latency_ms: the protocol's statistic; latency_std_ms: spread of the trimmed runs
+        report.update(latency_ms=result.ms, latency_std_ms=result.ms_std, latency_protocol=result.protocol)
     return report
 
 
@@ -48,13 +49,15 @@ def run(args: argparse.Namespace) -> int:
     arch, config = model.arch, model.config
     report = cost_report(arch, config, src_len=args.src_len, tgt_len=args.tgt_len, beam=args.beam,
                          latency=args.latency, model=model, device=args.device, threads=args.threads,
-                         warmup=args.warmup, runs=args.runs)
+                         clock=args.clock, stat=args.stat, warmup=args.warmup, runs=args.runs)
     for key, value in report.items():
         if key == "latency_protocol":
             continue
         shown = f"{value / 1e6:.2f}M" if key.startswith("params") else (
             f"{value / 1e9:.3f}G" if "flops" in key else (f"{value:.2f}" if isinstance(value, float) else value))
         print(f"{key:34s} {shown}")
+    if "latency_protocol" in report:
+        print(f"{'latency measured as':34s} {describe_protocol(report['latency_protocol'])}")
     if args.json:
         write_json(args.json, report)
     return 0
@@ -67,10 +70,19 @@ def add_parser(subparsers) -> None:
     p.add_argument("--src-len", type=int, default=30, help="source length (translation; default 30)")
     p.add_argument("--tgt-len", type=int, default=30, help="target length / decoder steps (default 30)")
     p.add_argument("--beam", type=int, default=4, help="beam size of the decoding FLOPs and latency (default 4)")
-    p.add_argument("--latency", action="store_true", help="also measure latency (HAT's protocol)")
+    p.add_argument("--latency", action="store_true", help="also measure latency (batch 1, HAT's inputs; see --clock, --stat)")
     p.add_argument("--device", default="cpu", help="latency device, e.g. cpu or cuda (default cpu)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads while measuring latency")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch intra-op threads while measuring latency (default 1; oncpu and cpu clocks need 1)")
+    p.add_argument("--clock", choices=sorted(CLOCKS), default=None,
+                   help="oncpu: elapsed time minus the measuring thread's waits for a CPU (Linux); cpu: the "
+                        "thread's CPU time; both leave out the time other processes hold the cores and need "
+                        "--threads 1 and a CPU device. wall: elapsed time (HAT's). Default: oncpu on Linux CPUs, "
+                        "else cpu; wall on CUDA")
+    p.add_argument("--stat", choices=STATS, default=DEFAULT_STAT,
+                   help=f"statistic of the timed runs: min, median or trimmed_mean (HAT: 10%% dropped at each "
+                        f"end); default {DEFAULT_STAT}")
     p.add_argument("--warmup", type=int, default=5, help="untimed warm-up runs (default 5)")
-    p.add_argument("--runs", type=int, default=20, help="timed runs; 10%% dropped at each end (default 20)")
+    p.add_argument("--runs", type=int, default=20, help="timed runs (default 20)")
     p.add_argument("--json", help="also write the report to this JSON file")
     p.set_defaults(func=run)

@@ -12,6 +12,11 @@ accuracy for classification, loss per token for translation), val_<metric> for e
 of the scoring call, flops / flops_no_emb and params / params_no_emb (mixnas.cost, with and
 without embeddings and output layer), latency_ms / latency_std_ms (empty when not measured),
 then one feat:<name> column per entry of space.encode(arch).
+
+latency_ms is the collect.latency_* protocol's statistic (collect.latency_stat of
+collect.latency_runs runs on collect.latency_clock), latency_std_ms the spread of the trimmed
+runs. The protocol (LatencyResult.protocol) is written beside the CSV, in <stem>.latency.json
+(`latency_protocol_path`); a collection continues only rows measured with the same protocol.
 """
 from __future__ import annotations
 
@@ -21,8 +26,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..cost import count_flops, count_params, measure_latency
-from ..fileio import atomic_write_text
+from ..cost import count_flops, count_params, measure_latency, protocol_differences
+from ..fileio import atomic_write_text, read_json, write_json
 from ..space import arch_from_dict
 from .config import PipelineConfig
 from .scoring import fixed_archs, load_supernet, score
@@ -55,9 +60,13 @@ def collect(cfg: PipelineConfig, supernet_path: str | Path, out_csv: str | Path,
             raise ValueError(f"{out} row {row['index']} holds another architecture than this config draws "
                              f"(different seed or space); move it away or choose another --out")
     rows = rows[:total]
+    check_latency_protocol(out, rows, cfg)
     kept = len(rows)
     for index in range(kept, total):
-        rows.append(_row(index, archs[index], task, space, supernet, model_config, cfg))
+        row, protocol = _row(index, archs[index], task, space, supernet, model_config, cfg)
+        if protocol is not None and index == kept:  # before the first CSV row it describes
+            write_json(latency_protocol_path(out), protocol)
+        rows.append(row)
         if len(rows) % c.chunk == 0 or index == total - 1:
             write_rows(out, columns, rows)
             if progress is not None:
@@ -67,8 +76,29 @@ def collect(cfg: PipelineConfig, supernet_path: str | Path, out_csv: str | Path,
     return {"rows": len(rows), "new_rows": len(rows) - kept, "path": str(out)}
 
 
-def _row(index: int, arch, task, space, supernet, model_config, cfg: PipelineConfig) -> dict[str, Any]:
+def latency_protocol_path(out_csv: str | Path) -> Path:
+    """Where the latency protocol of a collect CSV is recorded: <stem>.latency.json beside it."""
+    return Path(out_csv).with_suffix(".latency.json")
+
+
+def check_latency_protocol(out_csv: str | Path, rows: list[dict[str, str]], cfg: PipelineConfig) -> None:
+    """One-line ValueError when `rows` (of `out_csv`) hold latencies that were not measured with the
+    collect.latency_* protocol of `cfg` (or whose protocol was not recorded)."""
+    if not cfg.collect.latency or not any(row["latency_ms"] != "" for row in rows):
+        return
+    path = latency_protocol_path(out_csv)
+    recorded = read_json(path, "latency protocol") if path.is_file() else None
+    differences = protocol_differences(recorded, **cfg.collect.latency_options())
+    if differences:
+        raise ValueError(f"{out_csv} holds latencies measured with another protocol than collect.latency_* "
+                         f"({'; '.join(differences)}, recorded in {path}); move it away or choose another --out")
+
+
+def _row(index: int, arch, task, space, supernet, model_config,
+         cfg: PipelineConfig) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(CSV row, latency protocol or None when latency is not measured)."""
     c = cfg.collect
+    protocol = None
     supernet.set_arch(arch)
     metrics = score(task, supernet, c.score_limit)
     row: dict[str, Any] = {"index": index, "arch": json.dumps(arch.to_dict(), sort_keys=True),
@@ -79,11 +109,11 @@ def _row(index: int, arch, task, space, supernet, model_config, cfg: PipelineCon
                params_no_emb=count_params(arch, model_config, include_embeddings=False),
                latency_ms="", latency_std_ms="")
     if c.latency:
-        result = measure_latency(supernet.extract(arch), device=c.latency_device, threads=c.latency_threads,
-                                 warmup=c.latency_warmup, runs=c.latency_runs)
-        row.update(latency_ms=result.ms_mean, latency_std_ms=result.ms_std)
+        result = measure_latency(supernet.extract(arch), **c.latency_options())
+        row.update(latency_ms=result.ms, latency_std_ms=result.ms_std)
+        protocol = result.protocol
     row.update({f"feat:{n}": float(v) for n, v in zip(space.feature_names(), space.encode(arch))})
-    return row
+    return row, protocol
 
 
 def write_rows(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:

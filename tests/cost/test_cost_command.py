@@ -7,6 +7,7 @@ from cost_archs import TRANSLATION, VISION
 
 from mixnas.cost import count_decode_flops, count_flops, count_params
 from mixnas.cost.command import add_parser
+from mixnas.cost.latency import default_clock
 from mixnas.models import build_model, save_model
 
 
@@ -43,3 +44,22 @@ def test_vit_report(tmp_path, capsys):
 def test_missing_model_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="arch.yaml does not exist"):
         cost_main([str(tmp_path)])
+
+
+def test_latency_clock_and_statistic_flags(tmp_path, capsys):
+    arch, config = VISION["mean-pool"]
+    save_model(build_model(arch, config), tmp_path / "model")
+    out = tmp_path / "report.json"
+    assert cost_main([str(tmp_path / "model"), "--latency", "--runs", "3", "--warmup", "0", "--json", str(out)]) == 0
+    protocol = json.loads(out.read_text())["latency_protocol"]
+    assert (protocol["clock"], protocol["stat"], protocol["threads"]) == (default_clock("cpu"), "min", 1)  # defaults
+    assert "latency measured as" in capsys.readouterr().out
+    assert cost_main([str(tmp_path / "model"), "--latency", "--runs", "3", "--warmup", "0", "--clock", "cpu"]) == 0
+    assert "minimum of 3 timed runs after 0 warm-up, CPU time of the measuring thread, 1 thread" in capsys.readouterr().out
+    assert cost_main([str(tmp_path / "model"), "--latency", "--runs", "3", "--warmup", "0", "--clock", "wall",
+                      "--stat", "median", "--threads", "2", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert (report["latency_protocol"]["clock"], report["latency_protocol"]["stat"]) == ("wall", "median")
+    assert report["latency_protocol"]["threads"] == 2 and report["latency_ms"] > 0
+    with pytest.raises(ValueError, match=r"clock 'cpu' .* needs exactly 1 intra-op thread \(got threads=2\)"):
+        cost_main([str(tmp_path / "model"), "--latency", "--clock", "cpu", "--threads", "2"])

@@ -6,7 +6,7 @@ import pytest
 
 from mixnas.cost import count_flops, count_params
 from mixnas.pipeline import load_pipeline_config, load_supernet, score
-from mixnas.pipeline.collect import collect, collect_columns, load_collected, read_rows
+from mixnas.pipeline.collect import collect, collect_columns, latency_protocol_path, load_collected, read_rows
 from mixnas.space import arch_from_dict
 
 
@@ -66,6 +66,20 @@ def test_latency_is_measured_when_asked(trained_micro, tmp_path):
     rows = load_collected(tmp_path / "c.csv")
     assert all(row["latency_ms"] > 0 and row["latency_std_ms"] >= 0 for row in rows)
     assert arch_from_dict(json.loads(read_rows(tmp_path / "c.csv")[0]["arch"])) == rows[0]["arch"]
+    # the protocol is recorded beside the table; a collection continues only with the same one
+    protocol = json.loads(latency_protocol_path(tmp_path / "c.csv").read_text())
+    assert latency_protocol_path(tmp_path / "c.csv") == tmp_path / "c.latency.json"
+    assert (protocol["clock"], protocol["stat"], protocol["threads"], protocol["runs"], protocol["warmup"]) == (
+        "oncpu", "min", 1, 2, 0)
+    assert collect(cfg, supernet_dir, tmp_path / "c.csv", num_archs=3)["new_rows"] == 1
+    other = load_pipeline_config("micro", [f"run_dir={cfg.run_dir}", "collect.latency=true", "collect.latency_runs=2",
+                                           "collect.latency_warmup=0", "collect.latency_clock=wall"])
+    with pytest.raises(ValueError, match=r"c.csv holds latencies measured with another protocol than "
+                                         r"collect.latency_\* \(clock: oncpu -> wall, recorded in .*c.latency.json\)"):
+        collect(other, supernet_dir, tmp_path / "c.csv", num_archs=4)
+    latency_protocol_path(tmp_path / "c.csv").unlink()  # a table of unknown protocol is refused too
+    with pytest.raises(ValueError, match=r"another protocol .*clock: unrecorded -> oncpu"):
+        collect(cfg, supernet_dir, tmp_path / "c.csv", num_archs=4)
 
 
 def test_missing_supernet_is_a_clear_error(tmp_path):
