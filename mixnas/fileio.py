@@ -55,6 +55,17 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     atomic_write_bytes(path, buffer.getbuffer())
 
 
+def file_sha256(path: str | Path) -> str:
+    """sha256 (hex) of a file's bytes, streamed: large corpora need not fit in memory."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def write_json(path: str | Path, obj: Any, allow_nan: bool = False) -> None:
     atomic_write_text(path, json.dumps(obj, indent=1, allow_nan=allow_nan, default=str) + "\n")
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import UsageError
-from .fileio import write_json
+from .fileio import file_sha256, write_json
 
 LOCK_FILE = ".mixnas.lock"
 FINGERPRINT_FILE = "fingerprint.json"
@@ -131,11 +131,7 @@ def data_digests(directory: str | Path | None, limit: int = 200) -> dict[str, st
         stat = path.stat()
         key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
         if key not in _file_digests:
-            h = hashlib.sha256()
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
-            _file_digests[key] = h.hexdigest()[:16]
+            _file_digests[key] = file_sha256(path)[:16]
         out[str(path.relative_to(root))] = _file_digests[key]
     return out
 
@@ -163,17 +159,28 @@ def read_fingerprint(path: Path) -> dict[str, Any] | None:
                          f"(remove its outputs or pass the restart flag)") from None
 
 
+def same_values(recorded: dict[str, Any] | None, values: dict[str, Any], defaults: dict[str, Any] | None) -> bool:
+    """Equal, where a key missing on one side counts as its default value: a newer mixnas that
+    adds a setting at its default does not invalidate runs recorded before it existed."""
+    if recorded is None:
+        return False
+    defaults = defaults or {}
+    missing = object()
+    return all(recorded.get(k, defaults.get(k, missing)) == values.get(k, defaults.get(k, missing))
+               for k in recorded.keys() | values.keys())
+
+
 def mismatch(name: str, fingerprint_path: Path, values: dict[str, Any], outputs: list[Path],
-             restart_flag: str) -> str | None:
+             restart_flag: str, defaults: dict[str, Any] | None = None) -> str | None:
     """None when the step may run or be reused as it is: its recorded fingerprint equals
-    `values`, or nothing was recorded and none of its outputs exist. Else the one-line reason.
+    `values` (see same_values), or none of its outputs exist yet. Else the one-line reason.
     Outputs without a fingerprint (an older mixnas, or files put there by hand) are refused
     too: nothing says which config made them."""
     recorded = read_fingerprint(fingerprint_path)
-    if recorded == values:
+    if same_values(recorded, values, defaults):
         return None
-    existing = [p for p in outputs if p.exists() and p != fingerprint_path]
-    if recorded is None and not existing:
+    existing = [p for p in outputs if _has_content(p) and p != fingerprint_path]
+    if not existing:  # nothing made yet (e.g. the last attempt failed on a config error): no work to protect
         return None
     if recorded is None:
         shown = ", ".join(str(p) for p in existing[:3])
@@ -185,14 +192,18 @@ def mismatch(name: str, fingerprint_path: Path, values: dict[str, Any], outputs:
             f"pass {restart_flag} to start {name} over with the new config, or choose another directory")
 
 
+def _has_content(path: Path) -> bool:
+    return path.is_file() or (path.is_dir() and any(path.iterdir()))
+
+
 def check_step(name: str, fingerprint_path: Path, values: dict[str, Any], outputs: list[Path],
-               restart: bool, restart_flag: str) -> str:
+               restart: bool, restart_flag: str, defaults: dict[str, Any] | None = None) -> str:
     """Guard one step before it runs: "same" (reuse or resume its outputs), "new" (fingerprint
     recorded now, before any output), or "restarted" (with `restart`: outputs removed, new
     fingerprint recorded). A mismatch without `restart` raises ConfigChanged."""
-    reason = mismatch(name, fingerprint_path, values, outputs, restart_flag)
+    reason = mismatch(name, fingerprint_path, values, outputs, restart_flag, defaults)
     if reason is None:
-        if read_fingerprint(fingerprint_path) == values:
+        if same_values(read_fingerprint(fingerprint_path), values, defaults):
             return "same"
         write_fingerprint(fingerprint_path, name, values)
         return "new"

@@ -99,3 +99,23 @@ def test_write_if_changed_leaves_equal_files_alone(tmp_path):
     mtime = path.stat().st_mtime_ns
     assert not write_if_changed(path, b"1") and path.stat().st_mtime_ns == mtime
     assert write_if_changed(path, b"2") and path.read_bytes() == b"2"
+
+
+def test_a_failed_first_attempt_does_not_pin_its_config(tmp_path):
+    # The step recorded its fingerprint, then failed before writing anything (a config error):
+    # the corrected config may run.
+    fp, out = tmp_path / "fp.json", tmp_path / "out"
+    assert check_step("step", fp, {"space": "wrong"}, [out], False, "--restart step") == "new"
+    out.mkdir()  # an empty output directory is not work to protect either
+    assert check_step("step", fp, {"space": "right"}, [out], False, "--restart step") == "new"
+
+
+def test_a_setting_added_at_its_default_does_not_invalidate_old_runs(tmp_path):
+    fp, out = tmp_path / "fp.json", tmp_path / "out"
+    check_step("step", fp, {"lr": 0.1}, [out], False, "--restart step")
+    out.mkdir()
+    (out / "w").write_text("w")
+    defaults = {"lr": 0.5, "distill": False}
+    assert check_step("step", fp, {"lr": 0.1, "distill": False}, [out], False, "--restart step", defaults) == "same"
+    with pytest.raises(ConfigChanged, match='distill: "<unset>" -> true'):
+        check_step("step", fp, {"lr": 0.1, "distill": True}, [out], False, "--restart step", defaults)

@@ -21,7 +21,7 @@ import yaml
 from ..dataconf import from_dict, load_yaml, to_dict
 from ..errors import UsageError
 from ..fileio import atomic_write_text, read_json, write_json
-from ..experiment import (Experiment, build_experiment_model, build_task, check_split, load_experiment,
+from ..experiment import (Experiment, ModelSection, build_experiment_model, build_task, check_split, load_experiment,
                           resolve_arch)
 from ..rundir import (FINGERPRINT_FILE, TRAIN_NON_RESULT, check_step, code_version, data_digests, flatten,
                       hold_lock, without)
@@ -43,6 +43,11 @@ def experiment_fingerprint(exp: Experiment, arch) -> dict[str, Any]:
     return values
 
 
+def default_fingerprint(exp: Experiment, arch) -> dict[str, Any]:
+    """The fingerprint with every setting at its default (see rundir.same_values)."""
+    return experiment_fingerprint(Experiment(task=exp.task, model=ModelSection(arch=exp.model.arch)), arch)
+
+
 def train_outputs(save_dir: Path) -> list[Path]:
     """Everything a training run writes into its directory (what --restart removes)."""
     names = ("experiment.yaml", ARCH_FILE, "metrics.jsonl", "tensorboard", "model", "results.json",
@@ -62,7 +67,7 @@ def train_experiment(exp: Experiment, task=None, arch=None, restart: bool = Fals
     with (hold_lock(save_dir, "save_dir") if is_main else nullcontext()):
         if is_main:
             check_step("training", save_dir / FINGERPRINT_FILE, experiment_fingerprint(exp, arch),
-                       train_outputs(save_dir), restart, "--restart")
+                       train_outputs(save_dir), restart, "--restart", default_fingerprint(exp, arch))
         barrier_all()
         finished = _finished_results(save_dir, exp)
         if finished is not None:

@@ -43,16 +43,28 @@ def _cmd_collect(args) -> int:
 
 
 def _cmd_rank_check(args) -> int:
+    import torch
     from .rank_check import rank_check
     cfg = load_pipeline_config(args.config, args.overrides)
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    k = cfg.rank_check.k if args.k is None else args.k
+    updates = cfg.rank_check.updates if args.updates is None else args.updates
     with locked_run_dir(cfg):
-        result = rank_check(cfg, args.supernet or cfg.supernet_dir, args.k, args.updates)
+        result = rank_check(cfg, args.supernet or cfg.supernet_dir, k, updates)
     for row in result["rows"]:
-        print(f"arch {row['index']}: inherited {result['metric']} {row['inherited']:.4g}, "
-              f"retrained {row['retrained']:.4g}")
-    fmt = lambda tau: "undefined (constant scores)" if tau is None else f"{tau:.3f}"  # noqa: E731
-    print(f"Kendall tau inherited vs retrained: {result['metric']} {fmt(result['tau'])}, "
-          f"loss {fmt(result['tau_loss'])}")
+        print(f"arch {row['index']}: {row['attention']:<12} {row['flops'] / 1e6:7.3f} MFLOPs  inherited "
+              f"{result['metric']} {row['inherited']:.4g}, retrained {row['retrained']:.4g}")
+
+    def fmt(value, ci) -> str:
+        if value is None:
+            return "undefined (constant scores)"
+        return f"{value:.3f}" + ("" if ci is None else f" [95% CI {ci[0]:.3f}, {ci[1]:.3f}]")
+
+    print(f"Kendall tau inherited vs retrained ({result['n']} archs, {result['retrain_updates']} updates): "
+          f"{result['metric']} {fmt(result['tau'], result['ci95'])}, loss {fmt(result['tau_loss'], result['tau_loss_ci95'])}")
+    print(f"Spearman rho: {result['metric']} {fmt(result['spearman'], result['spearman_ci95'])}, "
+          f"loss {fmt(result['spearman_loss'], result['spearman_loss_ci95'])}")
     if args.json:
         write_json(args.json, result, allow_nan=True)
     return 0
@@ -83,8 +95,10 @@ def add_collect_parser(sub) -> None:
 def add_rank_check_parser(sub) -> None:
     p = sub.add_parser("rank-check", help="Kendall tau between inherited and briefly retrained scores")
     _common(p)
-    p.add_argument("--k", type=int, required=True, help="number of sampled architectures")
-    p.add_argument("--updates", type=int, required=True, help="training updates per architecture, from scratch")
+    p.add_argument("--k", type=int, default=None,
+                   help="architectures, spread over FLOPs and attention kinds (default rank_check.k)")
+    p.add_argument("--updates", type=int, default=None,
+                   help="training updates per architecture, from scratch (default rank_check.updates)")
     p.add_argument("--supernet", help="supernet directory or supernet.pt (default run_dir/supernet)")
     p.add_argument("--json", help="also write the result to this JSON file")
     p.set_defaults(func=_cmd_rank_check)

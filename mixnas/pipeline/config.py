@@ -10,6 +10,7 @@
     predictor: {score: gbdt, latency: mlp, test_fraction: 0.2}
     search: {objective: predicted, evolution: {generations: 30, population: 125}, constraints: {flops: 2.0e6}}
     retrain: {split: test, top_k: 1, train: {max_updates: 600, ...}}
+    rank_check: {enabled: true, k: 8, updates: 300}   # inherited vs from-scratch ranking
     baselines: [vit_digits_softmax, vit_digits_cosformer]
     threads: 1                    # torch intra-op threads for every step (null: torch's default)
 
@@ -48,12 +49,16 @@ class SupernetSection:
     space: str = "digits_vit"           # preset name (mixnas/configs/spaces) or a YAML path
     share_projections: bool = False     # False: each attention kind owns its projections (the paper)
     sandwich: bool = False              # per update: largest + smallest + random sub-network
+    distill: bool = False               # in-place distillation (needs sandwich): smaller ones learn the largest's outputs
     early_stop_tau: float = 0.0         # RankNAS early stop: tau between consecutive rankings; 0 disables
     early_stop_archs: int = 200         # the fixed list of architectures ranked at each validation
     score_limit: int | None = 500       # validation examples (classification) / batches (translation)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(max_updates=1000))
 
     def validate(self) -> None:
+        if self.distill and not self.sandwich:
+            raise ConfigError("supernet.distill needs supernet.sandwich: true (the largest sub-network, trained "
+                              "on the labels, is the teacher); set supernet.sandwich=true or supernet.distill=false")
         if self.early_stop_tau and self.early_stop_archs < 2:
             raise ConfigError(f"supernet.early_stop_archs must be >= 2 to rank, got {self.early_stop_archs}")
         if self.score_limit is not None and self.score_limit < 1:
@@ -69,6 +74,11 @@ class CollectSection:
     latency_warmup: int = 5
     latency_device: str = "cpu"
     latency_threads: int | None = 1     # fixed threads: timings comparable across runs
+    # oncpu: wall time minus the measuring thread's waits for a CPU (Linux schedstat); cpu: its CPU
+    # time. Both need latency_threads: 1 and a CPU device, and leave out the time other processes
+    # hold the cores; wall (HAT's; use it on CUDA) does not. See mixnas/cost/latency.py.
+    latency_clock: Literal["oncpu", "cpu", "wall"] = "oncpu"
+    latency_stat: Literal["min", "median", "trimmed_mean"] = "min"  # of the timed runs (HAT: trimmed_mean)
     chunk: int = 20                     # rows per atomic CSV write (a kill loses at most one chunk)
 
     def validate(self) -> None:
@@ -76,8 +86,23 @@ class CollectSection:
             raise ConfigError(f"collect.num_archs must be >= 1, got {self.num_archs}")
         if self.latency_runs < 1 or self.latency_warmup < 0 or self.chunk < 1:
             raise ConfigError("collect.latency_runs and collect.chunk must be >= 1, collect.latency_warmup >= 0")
+        if self.latency_threads is not None and self.latency_threads < 1:
+            raise ConfigError(f"collect.latency_threads must be >= 1 (or null), got {self.latency_threads}")
+        if self.latency and self.latency_clock != "wall":
+            clock = f"collect.latency_clock: {self.latency_clock}"
+            if self.latency_device.split(":")[0] != "cpu":
+                raise ConfigError(f"{clock} (the host thread's time) means nothing on latency_device: "
+                                  f"{self.latency_device}; set collect.latency_clock: wall")
+            if self.latency_threads != 1:
+                raise ConfigError(f"{clock} times the measuring thread only and needs collect.latency_threads: 1 "
+                                  f"(got {self.latency_threads}); or set latency_clock: wall")
         if self.score_limit is not None and self.score_limit < 1:
             raise ConfigError(f"collect.score_limit must be >= 1 (or null for the whole split), got {self.score_limit}")
+
+    def latency_options(self) -> dict[str, Any]:
+        """The collect.latency_* protocol as keyword arguments of mixnas.cost.measure_latency."""
+        return {"device": self.latency_device, "threads": self.latency_threads, "clock": self.latency_clock,
+                "stat": self.latency_stat, "warmup": self.latency_warmup, "runs": self.latency_runs}
 
 
 @dataclass
@@ -109,33 +134,72 @@ class ConstraintsSection:
 
 
 @dataclass
+class RandomSearchSection:
+    """The random-search control on the mixed space: same objective and constraints."""
+    enabled: bool = True
+    budget: int | None = None          # distinct archs to evaluate; null: as many as the mixed evolution search
+
+    def validate(self) -> None:
+        if self.budget is not None and self.budget < 1:
+            raise ConfigError(f"search.random.budget must be >= 1 (or null for the evolution's count), "
+                              f"got {self.budget}")
+
+
+@dataclass
+class NSGA2Section:
+    """NSGA-II Pareto front of predicted score vs search.pareto_x; generations include the first."""
+    enabled: bool = False
+    population: int = 100
+    generations: int = 30
+
+    def validate(self) -> None:
+        if self.population < 4 or self.generations < 1:
+            raise ConfigError(f"search.nsga2.population must be >= 4 and search.nsga2.generations >= 1, "
+                              f"got {self.population} and {self.generations}")
+
+
+@dataclass
 class SearchSection:
     objective: Literal["predicted", "inherited"] = "predicted"  # score predictor or supernet weights
     evolution: EvolutionConfig = field(default_factory=EvolutionConfig)  # HAT / RankNAS defaults; seed from `seed`
     constraints: ConstraintsSection = field(default_factory=ConstraintsSection)
     restricted: bool = True            # also search all-softmax and all-cosFormer sub-spaces
-    nsga2: bool = False                # Pareto front of predicted score vs pareto_x (pymoo)
-    nsga2_population: int = 100
-    nsga2_generations: int = 30
+    random: RandomSearchSection = field(default_factory=RandomSearchSection)
+    nsga2: NSGA2Section = field(default_factory=NSGA2Section)
     pareto_x: Literal["flops", "latency"] = "flops"
 
     def validate(self) -> None:
         if self.evolution.seed != EvolutionConfig().seed:
             raise ConfigError("search.evolution.seed is derived from seed; set seed instead")
-        if self.nsga2_population < 4 or self.nsga2_generations < 1:
-            raise ConfigError("search.nsga2_population must be >= 4 and search.nsga2_generations >= 1")
 
 
 @dataclass
 class RetrainSection:
     split: str = "test"                # where the retrained models are scored
     top_k: int = 1                     # best distinct archs of the mixed search to retrain
+    seeds: int = 2                     # every row is retrained with seeds seed, seed+1, ...; mean ± std reported
     average_last: int = 1              # evaluate the average of the last K checkpoints (HAT: 10)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(max_updates=1000))
 
     def validate(self) -> None:
         if self.top_k < 1:
             raise ConfigError(f"retrain.top_k must be >= 1, got {self.top_k}")
+        if self.seeds < 1:
+            raise ConfigError(f"retrain.seeds must be >= 1, got {self.seeds}")
+
+
+@dataclass
+class RankCheckSection:
+    """Does the supernet rank architectures like training from scratch? (pipeline/rank_check.py)"""
+    enabled: bool = False              # a step of `mixnas run`
+    k: int = 8                         # architectures, stratified over FLOPs and attention kinds
+    updates: int = 300                 # training updates of each, from scratch
+
+    def validate(self) -> None:
+        if self.enabled and self.k < 2:
+            raise ConfigError(f"rank_check.k must be >= 2 to rank architectures, got {self.k}")
+        if self.updates < 1:
+            raise ConfigError(f"rank_check.updates must be >= 1, got {self.updates}")
 
 
 @dataclass
@@ -150,6 +214,7 @@ class PipelineConfig:
     predictor: PredictorSection = field(default_factory=PredictorSection)
     search: SearchSection = field(default_factory=SearchSection)
     retrain: RetrainSection = field(default_factory=RetrainSection)
+    rank_check: RankCheckSection = field(default_factory=RankCheckSection)
     baselines: list[str] = field(default_factory=list)  # arch presets (mixnas/configs/archs) or paths
     threads: int | None = None  # torch.set_num_threads for every step; 1 for tiny CPU models
 

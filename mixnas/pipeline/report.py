@@ -9,18 +9,19 @@ ranking stability, the constraints, and the commands that reproduce the run.
 """
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
 
+from ..cost.latency import describe_protocol
 from ..fileio import read_json
 from ..rundir import write_if_changed
-from .collect import load_collected
 from .config import PipelineConfig
-from .predict import collect_path, describe, predictors_dir
+from .predict import describe, predictors_dir
 from .scoring import kendall_tau
+from .plots import plot_pareto
 from .search_step import KIND_LETTERS, attention_code, cosformer_fraction
+from .verdict import mean_std, verdict_lines
 
 TEST_METRIC = {"classification": "accuracy", "translation": "bleu"}
 
@@ -36,19 +37,23 @@ def build_rows(cfg: PipelineConfig, searcher, targets: list[tuple[str, Any]],
         except ValueError:  # a baseline outside the space: no prediction, no inherited weights
             scores = {"predicted_score": None, "inherited_score": None, "predicted_latency_ms": None}
         results = retrained[name]
+        per_seed = [float(r["eval"][metric]) for _, r in sorted(results["seeds"].items())]
+        mean, std = mean_std(per_seed)
         rows.append({"name": name, "kind": "baseline" if name.startswith("baseline-") else "searched",
                      "arch": arch.to_dict(), "attention": attention_code(arch),
                      "cosformer_fraction": cosformer_fraction(arch),
-                     f"test_{metric}": float(results["eval"][metric]), "flops": searcher.flops(arch),
-                     "params": searcher.params(arch), "latency_ms": results["latency"]["ms_mean"],
-                     "latency_std_ms": results["latency"]["ms_std"], "predicted_score": scores["predicted_score"],
+                     f"test_{metric}": mean, f"test_{metric}_std": std, "test_scores": per_seed,
+                     "seeds": sorted(results["seeds"]), "flops": searcher.flops(arch),
+                     "params": searcher.params(arch), "latency_ms": results["latency"]["ms"],
+                     "latency_std_ms": results["latency"]["ms_std"], "latency_protocol": results["latency"]["protocol"],
+                     "predicted_score": scores["predicted_score"],
                      "inherited_score": scores["inherited_score"],
                      "predicted_latency_ms": scores["predicted_latency_ms"]})
     return rows
 
 
 def write_report(cfg: PipelineConfig, searcher, rows: list[dict[str, Any]], search: dict[str, Any],
-                 timings: dict[str, float]) -> dict[str, Any]:
+                 timings: dict[str, float], rank_check: dict[str, Any] | None = None) -> dict[str, Any]:
     run_dir = Path(cfg.run_dir)
     metric = TEST_METRIC[cfg.task]
     predictors = {k: _read_optional(predictors_dir(cfg) / k / "metrics.json") for k in ("score", "latency")}
@@ -65,35 +70,46 @@ def write_report(cfg: PipelineConfig, searcher, rows: list[dict[str, Any]], sear
         "constraints": search["constraints"], "objective": search["objective"],
         "higher_is_better": search["higher_is_better"],
         "search_errors": {k: v["error"] for k, v in search["searches"].items() if "error" in v},
+        "rank_check": _rank_check_summary(rank_check),
+        "latency_protocol": describe_protocol(rows[0]["latency_protocol"]) if rows else "",
+        "random_control": search.get("random_control"),
         "step_seconds": timings, "config": cfg.to_dict(),
     }
     # Written only where the content changed: a finished run rerun with the same config
     # changes no file (the rows are read back from the cached retraining results).
     write_if_changed(run_dir / "results.json", (json.dumps(results, indent=1, default=str) + "\n").encode())
     write_if_changed(run_dir / "report.md", render_markdown(cfg, results).encode())
-    plot_pareto(cfg, searcher, rows, search, run_dir / "pareto.png")
+    plot_pareto(cfg, searcher.task.score_key()[0], metric, rows, search, run_dir / "pareto.png")
     return results
+
+
+def _rank_check_summary(check: dict[str, Any] | None) -> dict[str, Any] | None:
+    keys = ("n", "tau", "spearman", "ci95", "spearman_ci95", "tau_loss", "retrain_updates", "metric")
+    return None if check is None else {k: check.get(k) for k in keys}
 
 
 def render_markdown(cfg: PipelineConfig, results: dict[str, Any]) -> str:
     metric, rows = results["test_metric"], results["rows"]
     fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
     legend = ", ".join(f"{letter} = {kind}" for kind, letter in KIND_LETTERS.items())
+    seeds = len(rows[0]["test_scores"]) if rows else 0
     lines = [f"# mixnas run: {Path(cfg.run_dir).name}", "",
              f"Task: {cfg.task} ({cfg.data.get('name') or cfg.data.get('dir', '')}), search space "
              f"`{cfg.supernet.space}`, seed {cfg.seed}. Searched architectures and baselines, each retrained "
-             f"from scratch for {cfg.retrain.train.max_updates} updates and scored on the `{results['split']}` split.",
-             "", f"| name | attention per layer | {results['split']} {metric} | params | FLOPs | latency ms "
-             f"(measured) | predicted score | inherited score |", "|---|---|---|---|---|---|---|---|"]
+             f"from scratch for {cfg.retrain.train.max_updates} updates with {seeds} seed(s) and scored on the "
+             f"`{results['split']}` split.", "", *verdict_lines(results, rows, cfg.supernet.early_stop_tau),
+             "## Rows", "",
+             f"| name | attention per layer | {results['split']} {metric} (mean ± std) | per seed | params | FLOPs | "
+             f"latency ms (measured) | predicted score | inherited score |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['name']} | {r['attention']} | {r[f'test_{metric}']:.4g} | {r['params']:,} | "
+        lines.append(f"| {r['name']} | {r['attention']} | {r[f'test_{metric}']:.4g} ± {r[f'test_{metric}_std']:.2g} | "
+                     f"{', '.join(f'{v:.4g}' for v in r['test_scores'])} | {r['params']:,} | "
                      f"{r['flops']:,} | {r['latency_ms']:.3f} ± {r['latency_std_ms']:.3f} | "
                      f"{fmt(r['predicted_score'], '.4g')} | {fmt(r['inherited_score'], '.4g')} |")
     lines += ["", f"Attention per layer: {legend}; for a Transformer `enc ... | dec self:cross ...`. "
               "Params and FLOPs exclude embeddings and the output layer (HAT's convention; ViT: without patch "
-              "embedding and classifier), FLOPs for one example. Latency: batch 1, "
-              f"{cfg.collect.latency_runs} timed runs after {cfg.collect.latency_warmup} warm-up, trimmed mean ± std, "
-              f"on {cfg.collect.latency_device} with {cfg.collect.latency_threads} thread(s). Predicted and inherited "
+              f"embedding and classifier), FLOPs for one example. Latency (measured on each row's first-seed "
+              f"model): {results['latency_protocol']} (± the std of the kept runs). Predicted and inherited "
               "scores are validation scores (the search's fitness); '-' for a baseline outside the space.", ""]
     for name, error in results["search_errors"].items():
         lines.append(f"Search {name} found nothing: {error}")
@@ -114,7 +130,8 @@ def render_markdown(cfg: PipelineConfig, results: dict[str, Any]) -> str:
               "# or step by step:",
               *(f"mixnas {step} --config {Path(cfg.run_dir) / 'pipeline.yaml'}"
                 for step in ("train-supernet", "collect", "fit-predictor", "search --resume")),
-              *(f"mixnas evaluate --checkpoint {Path(cfg.run_dir) / 'retrain' / r['name'] / 'model'}" for r in rows),
+              *(f"mixnas evaluate --checkpoint {Path(cfg.run_dir) / 'retrain' / r['name'] / f'seed-{seed}' / 'model'}"
+                for r in rows for seed in r["seeds"][:1]),
               "```", "", "Step wall times (s): " + ", ".join(f"{k} {v:.1f}" for k, v in results["step_seconds"].items()), ""]
     return "\n".join(lines)
 
@@ -123,44 +140,6 @@ def _constraints_text(limits: dict[str, float]) -> str:
     units = {"latency_ms": "predicted latency <= {:g} ms", "flops": "FLOPs (no embeddings) <= {:,.0f}",
              "params": "params (no embeddings) <= {:,.0f}"}
     return "; ".join(units[k].format(v) for k, v in limits.items()) or "none"
-
-
-def plot_pareto(cfg: PipelineConfig, searcher, rows: list[dict[str, Any]], search: dict[str, Any], path: Path) -> None:
-    """Collected archs' inherited score vs FLOPs (or latency), coloured by cosFormer fraction;
-    searched archs and baselines marked; the NSGA-II front (predicted score) when computed."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    by_latency = cfg.search.pareto_x == "latency"
-    collected = load_collected(collect_path(cfg))
-    x_of_row = lambda r: r["latency_ms"] if by_latency else r["flops_no_emb"]  # noqa: E731
-    fig, ax = plt.subplots(figsize=(7, 5))
-    points = ax.scatter([x_of_row(r) for r in collected], [r["score"] for r in collected], s=10, alpha=0.6,
-                        c=[cosformer_fraction(r["arch"]) for r in collected], cmap="viridis", vmin=0, vmax=1,
-                        label="collected (inherited)")
-    fig.colorbar(points, ax=ax, label="fraction of cosFormer attention layers")
-    for r in rows:
-        if r["inherited_score"] is None:
-            continue
-        x = (r["predicted_latency_ms"] if by_latency else r["flops"])
-        marker = "*" if r["kind"] == "searched" else "s"
-        ax.scatter([x], [r["inherited_score"]], marker=marker, s=160, edgecolors="black", facecolors="none")
-        ax.annotate(r["name"], (x, r["inherited_score"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
-    if search.get("nsga2"):
-        front = sorted(search["nsga2"], key=lambda e: e[cfg.search.pareto_x])
-        ax.plot([e[cfg.search.pareto_x] for e in front], [e["predicted_score"] for e in front], "r-", lw=1,
-                label="NSGA-II front (predicted score)")
-    ax.set_xlabel("predicted/measured latency (ms)" if by_latency else "FLOPs without embeddings")
-    ax.set_ylabel(f"validation {searcher.task.score_key()[0]} (inherited weights)")
-    ax.margins(x=0.12)  # room for the labels of the right-most points
-    ax.set_title("stars: searched, squares: baselines")
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, dpi=120, format="png", metadata={"Software": None})  # no version stamp: same plot, same bytes
-    write_if_changed(path, buffer.getvalue())
-    plt.close(fig)
 
 
 def _read_optional(path: Path) -> Any:

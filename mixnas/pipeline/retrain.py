@@ -1,12 +1,13 @@
 """Retraining (pipeline step 6): every searched architecture and every baseline, from scratch.
 
-Each is an ordinary `mixnas train` experiment (`train_experiment`) in
-run_dir/retrain/<name>/ with `retrain.train` settings and the run's seed: the same initial
-weights' seed, data order and budget for all, so differences come from the architectures.
-`arch.yaml` in that directory makes the run reproducible with `mixnas train`. A finished
-retraining (results.json present) is reused; an interrupted one resumes from its last
-checkpoint (the trainer's resume="auto"). The exported model's latency is then measured with
-the collect step's protocol and cached in latency.json.
+Each row is trained once per seed (`retrain.seeds`: the run's seed, seed+1, ...), each an
+ordinary `mixnas train` experiment (`train_experiment`) in run_dir/retrain/<name>/seed-<s>/
+with `retrain.train` settings: the same seeds, data order and budget for every row, so
+differences beyond the seed spread come from the architectures. `arch.yaml` in each directory
+makes the run reproducible with `mixnas train`. A finished retraining with the same
+fingerprint is reused; an interrupted one resumes from its last checkpoint. The first seed's
+exported model's latency is measured with the collect step's protocol and cached in its
+latency.json.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from ..cost import measure_latency
+from ..cost import measure_latency, protocol_differences
 from ..experiment import EvalSection, Experiment, resolve_arch
 from ..experiment import ModelSection as ExperimentModel
 from ..fileio import read_json, write_json
@@ -25,12 +26,19 @@ from .config import PipelineConfig
 RESULTS_FILE, LATENCY_FILE, ARCH_FILE = "results.json", "latency.json", "arch.yaml"
 
 
-def retrain_dir(cfg: PipelineConfig, name: str) -> Path:
-    return Path(cfg.run_dir) / "retrain" / name
+def retrain_dir(cfg: PipelineConfig, name: str, seed: int | None = None) -> Path:
+    """run_dir/retrain/<name>, or the training run of one seed in it (seed-<s>)."""
+    directory = Path(cfg.run_dir) / "retrain" / name
+    return directory if seed is None else directory / f"seed-{seed}"
+
+
+def retrain_seeds(cfg: PipelineConfig) -> list[int]:
+    """The run's seed and the next `retrain.seeds - 1`: every row is trained with each."""
+    return [cfg.seed + i for i in range(cfg.retrain.seeds)]
 
 
 def retrain_done(cfg: PipelineConfig, name: str) -> bool:
-    return (retrain_dir(cfg, name) / RESULTS_FILE).is_file()
+    return all((retrain_dir(cfg, name, seed) / RESULTS_FILE).is_file() for seed in retrain_seeds(cfg))
 
 
 def baseline_archs(cfg: PipelineConfig) -> list[tuple[str, Any]]:
@@ -44,49 +52,60 @@ def baseline_archs(cfg: PipelineConfig) -> list[tuple[str, Any]]:
     return out
 
 
-def experiment_for(cfg: PipelineConfig, name: str) -> Experiment:
-    train = dataclasses.replace(cfg.retrain.train, save_dir=str(retrain_dir(cfg, name)), seed=cfg.seed)
-    return Experiment(task=cfg.task, model=ExperimentModel(arch=str(retrain_dir(cfg, name) / ARCH_FILE),
-                                                           config=dict(cfg.model.config)),
-                      data=dict(cfg.data), train=train, eval=EvalSection(split=cfg.retrain.split, average_last=cfg.retrain.average_last))
+def experiment_for(cfg: PipelineConfig, name: str, seed: int) -> Experiment:
+    directory = retrain_dir(cfg, name, seed)
+    train = dataclasses.replace(cfg.retrain.train, save_dir=str(directory), seed=seed)
+    return Experiment(task=cfg.task, model=ExperimentModel(arch=str(directory / ARCH_FILE), config=dict(cfg.model.config)),
+                      data=dict(cfg.data), train=train,
+                      eval=EvalSection(split=cfg.retrain.split, average_last=cfg.retrain.average_last))
 
 
 def check_retrain(cfg: PipelineConfig, name: str, arch, restart: bool) -> None:
     """Refuse now (before other work) a retraining directory made for another architecture
     or retraining config, unless `restart`; see mixnas.rundir."""
-    from ..commands.train import experiment_fingerprint, train_outputs
-    directory = retrain_dir(cfg, name)
+    from ..commands.train import default_fingerprint, experiment_fingerprint, train_outputs
     if restart:
         return
-    reason = mismatch(f"retrain/{name}", directory / FINGERPRINT_FILE,
-                      experiment_fingerprint(experiment_for(cfg, name), arch), train_outputs(directory),
-                      "--restart retrain")
-    if reason is not None:
-        raise ConfigChanged(reason)
+    for seed in retrain_seeds(cfg):
+        directory = retrain_dir(cfg, name, seed)
+        reason = mismatch(f"retrain/{name}/seed-{seed}", directory / FINGERPRINT_FILE,
+                          experiment_fingerprint(experiment_for(cfg, name, seed), arch), train_outputs(directory),
+                          "--restart retrain", default_fingerprint(experiment_for(cfg, name, seed), arch))
+        if reason is not None:
+            raise ConfigChanged(reason)
 
 
 def retrain(cfg: PipelineConfig, name: str, arch, task, log=lambda line: None, restart: bool = False) -> dict[str, Any]:
-    """results.json of `name` (train/eval summaries) plus its measured latency; trains when missing
-    (a finished retraining with the same fingerprint is returned as it is)."""
+    """{"seeds": {seed: results.json}, "latency": measured latency} of `name`; trains each seed
+    that is missing (a finished retraining with the same fingerprint is returned as it is).
+    Latency is measured once, on the first seed's model: the architecture decides it."""
     from ..commands.train import train_experiment
 
-    directory = retrain_dir(cfg, name)
-    if not retrain_done(cfg, name):
-        log(f"retrain {name}: {cfg.retrain.train.max_updates} updates from scratch")
-    train_experiment(experiment_for(cfg, name), task=task, arch=arch, restart=restart)
-    results = read_json(directory / RESULTS_FILE, "retraining results")
-    results["latency"] = measured_latency(cfg, directory)
-    return results
+    per_seed = {}
+    for seed in retrain_seeds(cfg):
+        directory = retrain_dir(cfg, name, seed)
+        if not (directory / RESULTS_FILE).is_file():
+            log(f"retrain {name} (seed {seed}): {cfg.retrain.train.max_updates} updates from scratch")
+        train_experiment(experiment_for(cfg, name, seed), task=task, arch=arch, restart=restart)
+        per_seed[seed] = read_json(directory / RESULTS_FILE, "retraining results")
+    first = retrain_dir(cfg, name, retrain_seeds(cfg)[0])
+    return {"seeds": per_seed, "latency": measured_latency(cfg, first)}
 
 
-def measured_latency(cfg: PipelineConfig, directory: Path) -> dict[str, float]:
-    """Latency of the exported model (batch 1, collect.latency_* protocol), cached."""
+def measured_latency(cfg: PipelineConfig, directory: Path) -> dict[str, Any]:
+    """Latency of the exported model (batch 1, collect.latency_* protocol), cached in latency.json
+    with its protocol; a cache measured with another protocol (or none recorded) is measured again.
+
+    {"ms": the protocol's statistic (collect.latency_stat on collect.latency_clock), "ms_mean" /
+    "ms_std": HAT's trimmed mean and std on the same clock, "runs": count, "protocol": how}."""
     cached = directory / LATENCY_FILE
+    options = cfg.collect.latency_options()
     if cached.is_file():
-        return read_json(cached, "measured latency")
-    c = cfg.collect
-    result = measure_latency(load_model(directory / "model"), device=c.latency_device, threads=c.latency_threads,
-                             warmup=c.latency_warmup, runs=c.latency_runs)
-    latency = {"ms_mean": result.ms_mean, "ms_std": result.ms_std, "runs": len(result.runs)}
+        latency = read_json(cached, "measured latency")
+        if isinstance(latency, dict) and not protocol_differences(latency.get("protocol"), **options):
+            return latency
+    result = measure_latency(load_model(directory / "model"), **options)
+    latency = {"ms": result.ms, "ms_mean": result.ms_mean, "ms_std": result.ms_std, "runs": len(result.runs),
+               "protocol": result.protocol}
     write_json(cached, latency)
     return latency

@@ -60,6 +60,10 @@ def _predictors_done(cfg: PipelineConfig) -> bool:
     return True
 
 
+def _rank_check_done(cfg: PipelineConfig) -> bool:
+    return (Path(cfg.run_dir) / "rank_check" / f"u{cfg.rank_check.updates}" / "rank_check.json").is_file()
+
+
 def run_pipeline(cfg: PipelineConfig, log: Callable[[str], None] = print, restart: str | None = None) -> dict[str, Any]:
     """Run every step of `cfg` into cfg.run_dir, reusing finished steps; returns results.json.
 
@@ -72,6 +76,7 @@ def run_pipeline(cfg: PipelineConfig, log: Callable[[str], None] = print, restar
 
 def _run_locked(cfg: PipelineConfig, log: Callable[[str], None], restart: str | None) -> dict[str, Any]:
     from .collect import collect
+    from .rank_check import run_rank_check
     from .report import build_rows, write_report
     from .retrain import baseline_archs, check_retrain, retrain
     from .scoring import build_task, load_space
@@ -126,8 +131,12 @@ def _run_locked(cfg: PipelineConfig, log: Callable[[str], None], restart: str | 
     if not done:
         timings["retrain"] = time.perf_counter() - start
         write_json(timings_path, timings)
+    check = None
+    if cfg.rank_check.enabled:
+        step("rank-check", lambda: _rank_check_done(cfg), lambda: run_rank_check(cfg))
+        check = run_rank_check(cfg)  # a finished check is read back, not retrained
     rows = build_rows(cfg, searcher, targets, retrained)
-    results = write_report(cfg, searcher, rows, search, timings)
+    results = write_report(cfg, searcher, rows, search, timings, rank_check=check)
     log(f"report in {run_dir / 'report.md'}")
     return results
 

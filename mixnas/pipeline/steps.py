@@ -24,11 +24,12 @@ from ..rundir import (TRAIN_NON_RESULT, ConfigChanged, check_step, code_version,
                       hold_lock, mismatch, without)
 from .config import PipelineConfig
 
-STEPS = ("train-supernet", "collect", "fit-predictor", "search", "retrain")
+STEPS = ("train-supernet", "collect", "fit-predictor", "search", "retrain", "rank-check")
+GUARDED = ("train-supernet", "collect", "fit-predictor", "search", "rank-check")  # retrain: per row
 
 
 def step_values(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:
-    """{step: flattened values} for the four steps before retraining."""
+    """{step: flattened values} of every step but retraining (fingerprinted per row)."""
     d = cfg.to_dict()
     supernet = flatten({"task": d["task"], "data": d["data"], "model": d["model"], "seed": d["seed"],
                         "supernet": d["supernet"], "data_files": data_digests(cfg.data.get("dir")),
@@ -39,7 +40,13 @@ def step_values(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:
     fit = {"after": digest(collect), **flatten({"collect.num_archs": cfg.collect.num_archs,
                                                  "predictor": d["predictor"]})}
     search = {"after": digest(fit), **flatten({"search": d["search"], "retrain.top_k": cfg.retrain.top_k})}
-    return {"train-supernet": supernet, "collect": collect, "fit-predictor": fit, "search": search}
+    # The rank check retrains its sample with the supernet's optimiser settings and scores it
+    # like collect does; it depends on the supernet, not on the search.
+    rank_check = {"after": digest(supernet), **without(flatten({"rank_check": d["rank_check"]}), "enabled"),
+                  "collect.score_limit": cfg.collect.score_limit,  # the sample lies within the search limits
+                  **flatten({"search.constraints": d["search"]["constraints"]})}
+    return {"train-supernet": supernet, "collect": collect, "fit-predictor": fit, "search": search,
+            "rank-check": rank_check}
 
 
 def fingerprint_path(cfg: PipelineConfig, step: str) -> Path:
@@ -49,7 +56,8 @@ def fingerprint_path(cfg: PipelineConfig, step: str) -> Path:
 def step_outputs(cfg: PipelineConfig, step: str) -> list[Path]:
     run_dir = Path(cfg.run_dir)
     return {"train-supernet": [cfg.supernet_dir], "collect": [run_dir / "collect.csv"],
-            "fit-predictor": [run_dir / "predictors"], "search": [run_dir / "search"]}[step]
+            "fit-predictor": [run_dir / "predictors"], "search": [run_dir / "search"],
+            "rank-check": [run_dir / "rank_check"]}[step]
 
 
 def restart_allowed(restart: str | None, step: str) -> bool:
@@ -57,10 +65,15 @@ def restart_allowed(restart: str | None, step: str) -> bool:
     return restart is not None and STEPS.index(step) >= STEPS.index(restart)
 
 
+def default_values(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:
+    """step_values of a config with every setting at its default (see rundir.same_values)."""
+    return step_values(PipelineConfig(task=cfg.task, data=dict(cfg.data)))
+
+
 def guard(cfg: PipelineConfig, step: str, restart: str | None = None) -> str:
     """Check (and on a permitted restart, clear) one step; see rundir.check_step."""
     return check_step(step, fingerprint_path(cfg, step), step_values(cfg)[step], step_outputs(cfg, step),
-                      restart_allowed(restart, step), f"--restart {step}")
+                      restart_allowed(restart, step), f"--restart {step}", default_values(cfg)[step])
 
 
 def preflight(cfg: PipelineConfig, restart: str | None = None) -> None:
@@ -68,10 +81,12 @@ def preflight(cfg: PipelineConfig, restart: str | None = None) -> None:
     directory as it was); an unknown --restart name is refused."""
     if restart is not None and restart not in STEPS:
         raise ConfigError(f"--restart {restart!r} is not a step; steps: {', '.join(STEPS)}")
+    defaults = default_values(cfg)
     for step, values in step_values(cfg).items():
-        if restart_allowed(restart, step):
+        if restart_allowed(restart, step) or (step == "rank-check" and not cfg.rank_check.enabled):
             continue
-        reason = mismatch(step, fingerprint_path(cfg, step), values, step_outputs(cfg, step), f"--restart {step}")
+        reason = mismatch(step, fingerprint_path(cfg, step), values, step_outputs(cfg, step), f"--restart {step}",
+                          defaults[step])
         if reason is not None:
             raise ConfigChanged(reason)
 

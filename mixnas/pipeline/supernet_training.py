@@ -12,6 +12,13 @@ three sub-networks' mean losses (BigNAS sums instead; under Adam that differs on
 constant factor the optimiser normalises away) and the logged loss/accuracy are means over
 the three. The three graphs are alive together: about 3x the activation memory of one.
 
+In-place distillation (`supernet.distill: true`, needs the sandwich rule), as in BigNAS and
+OFA: the largest sub-network learns the labels; the smallest and the random one learn its
+detached output distribution, their loss the KL divergence to it summed over examples
+(classification: the class distribution) or non-padding target tokens (translation: each
+token's vocabulary distribution), at temperature 1. The logged loss then mixes the largest's
+cross-entropy with the others' KL; the logged accuracy stays label-based.
+
 RankNAS early stop (`supernet.early_stop_tau > 0`): every validation scores a fixed list of
 `early_stop_archs` architectures (drawn once from a seed-named stream) with inherited weights
 on the first `score_limit` validation examples, and stops training when the Kendall tau
@@ -25,11 +32,13 @@ state_dict, loadable with weights_only=True), `space.yaml` and `pipeline.yaml`.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
+import torch.nn.functional as F
 import yaml
-from torch import nn
+from torch import Tensor, nn
 
 from ..fileio import atomic_write_text, write_json
 from ..tasks.common import TrainingTask
@@ -45,17 +54,51 @@ class SupernetTrainingTask(TrainingTask):
     """A TrainingTask whose loss trains the sub-networks `archs_for_step(step)` on each batch."""
     archs_for_step: Callable[[int], list] = field(default=lambda step: [])
     losses_since_ranking: int = 0  # in this process; 0 at a validation = nothing new to rank
+    # In-place distillation: batch -> bool mask of the positions that count (None: all); the
+    # first sub-network of a step learns the labels, the others its detached outputs.
+    distill_mask: Callable[[Any], Tensor | None] | None = None
 
     def loss(self, model: nn.Module, batch: Any, step: int):
         self.losses_since_ranking += 1
-        total, stats = None, {}
+        total, stats, teacher = None, {}, None
         for arch in self.archs_for_step(step):
             model.set_arch(arch)
-            loss, part = self.loss_fn(model, batch)
+            if self.distill_mask is None:
+                loss, part = self.loss_fn(model, batch)
+            else:
+                with model_outputs(model) as outputs:
+                    loss, part = self.loss_fn(model, batch)  # its stats (accuracy, ...) stay label-based
+                if teacher is None:
+                    teacher = outputs[-1].detach()
+                else:
+                    loss = distillation_loss(outputs[-1], teacher, self.distill_mask(batch))
             total = loss if total is None else total + loss
             for key, value in part.items():
                 stats[key] = stats.get(key, 0) + value
         return total, stats
+
+
+@contextmanager
+def model_outputs(model: nn.Module) -> Iterator[list[Tensor]]:
+    """The outputs (logits) of every top-level call of `model` inside the block."""
+    outputs: list[Tensor] = []
+    handle = model.register_forward_hook(lambda module, args, output: outputs.append(output))
+    try:
+        yield outputs
+    finally:
+        handle.remove()
+
+
+def distillation_loss(student: Tensor, teacher: Tensor, mask: Tensor | None = None) -> Tensor:
+    """KL(teacher || student) of the class distributions over the last axis, summed over the
+    examples (classification) or the positions where `mask` holds (translation: target tokens),
+    like the tasks' summed cross-entropy; in float32 even under bf16 autocast."""
+    log_student = F.log_softmax(student.float(), dim=-1)
+    log_teacher = F.log_softmax(teacher.float(), dim=-1)
+    kl = (log_teacher.exp() * (log_teacher - log_student)).sum(-1)
+    if mask is not None:
+        kl = kl.masked_fill(~mask, 0.0)
+    return kl.sum()
 
 
 def supernet_training_task(cfg: PipelineConfig, task, space, supernet: nn.Module) -> SupernetTrainingTask:
@@ -66,8 +109,15 @@ def supernet_training_task(cfg: PipelineConfig, task, space, supernet: nn.Module
     else:
         archs_for_step = lambda step: [sample_arch(space, seed, step)]  # noqa: E731
     base = task.training_task(supernet, seed, validate_split=None)
+    distill_mask = None
+    if sn.distill:  # config validation guarantees the sandwich rule: the largest comes first
+        if task.kind == "translation":
+            from ..tasks.translation.tokenizer import PAD_ID
+            distill_mask = lambda batch: batch.target.ne(PAD_ID)  # noqa: E731
+        else:
+            distill_mask = lambda batch: None  # noqa: E731
     train_task = SupernetTrainingTask(supernet, base.train_batches, base.loss_fn, reduce_fn=base.reduce_fn,
-                                      archs_for_step=archs_for_step)
+                                      archs_for_step=archs_for_step, distill_mask=distill_mask)
     ranked = fixed_archs(space, seed, sn.early_stop_archs, "early-stop") if sn.early_stop_tau else []
     largest_arch = space.largest()
 

@@ -23,6 +23,8 @@ def test_every_preset_loads_with_its_space_and_baselines(name):
     assert kinds == [{"S"}, {"C"}]  # the hand-designed softmax model and the same with cosFormer
     assert cfg.search.evolution.population == 125 and cfg.search.evolution.generations == 30 or name == "micro"
     assert cfg.search.constraints.limits()
+    assert cfg.search.random.enabled and cfg.search.random.budget is None  # the control, the evolution's count
+    assert cfg.search.nsga2.enabled and cfg.search.nsga2.population >= 4
 
 
 def test_translation_presets_need_data_dir():
@@ -36,6 +38,10 @@ def test_translation_presets_need_data_dir():
     ("search.evolution.population=100", "must equal parents"),
     ("search.constraints.flops=-1", "must be > 0"),
     ("predictor.score=forest", "is not one of"),
+    ("search.random.budget=0", "search.random.budget must be >= 1"),
+    ("search.nsga2.population=3", "search.nsga2.population must be >= 4"),
+    ("search.nsga2=true", "search.nsga2: expected a mapping"),  # the old flat keys are refused by name
+    ("search.nsga2_population=12", "unknown key 'nsga2_population'"),
 ])
 def test_bad_settings_are_one_line_errors(override, message):
     with pytest.raises(ValueError, match=message):

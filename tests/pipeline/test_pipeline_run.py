@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mixnas.cli import main as mixnas_main
 from mixnas.cost import count_flops
@@ -17,7 +18,7 @@ from mixnas.pipeline.scoring import build_task, load_space
 from mixnas.search import featurize, load_predictor
 from mixnas.space import arch_from_dict
 
-SEARCHES = ("mixed", "all-softmax", "all-cosformer")
+SEARCHES = ("mixed", "all-softmax", "all-cosformer", "random")  # random: the control, on the mixed space
 BASELINES = ("baseline-vit_digits_softmax", "baseline-vit_digits_cosformer")
 WITH_LATENCY = "collect.latency=true"  # the micro preset skips latency measurement; the run test fits its predictor
 
@@ -42,12 +43,22 @@ def test_micro_run_writes_report_with_searched_and_baseline_rows(micro_run):
     for name in names:
         assert f"| {name} |" in report
     for row in results["rows"]:
-        retrained = json.loads((run_dir / "retrain" / row["name"] / "results.json").read_text())
-        assert row["test_accuracy"] == retrained["eval"]["accuracy"] and retrained["eval"]["split"] == "test"
+        per_seed = [json.loads((run_dir / "retrain" / row["name"] / f"seed-{seed}" / "results.json").read_text())
+                     for seed in row["seeds"]]
+        assert row["test_scores"] == [r["eval"]["accuracy"] for r in per_seed] and len(per_seed) == 2
+        assert row["test_accuracy"] == pytest.approx(sum(row["test_scores"]) / 2)
+        assert all(r["eval"]["split"] == "test" for r in per_seed)
         assert row["latency_ms"] > 0
     assert set(results["rows"][1]["attention"].split()) == {"S"}
     assert set(results["rows"][2]["attention"].split()) == {"C"}
     assert "Kendall tau" in report and "RMSE" in report and "MAPE" in report
+    # The report opens with a verdict: the recommended model (the best feasible mean) and trust.
+    verdict = report.split("## Verdict", 1)[1].split("## Rows", 1)[0]
+    limit = results["constraints"]["flops"]
+    feasible = [r for r in results["rows"] if r["flops"] <= limit]
+    best = max(feasible, key=lambda r: r["test_accuracy"])
+    assert f"**Use `{best['name']}`**" in verdict
+    assert "Supernet:" in verdict and "Rank check:" in verdict
 
 
 def test_every_searched_arch_satisfies_the_constraints_and_scores_are_the_predictors(micro_run):
@@ -70,11 +81,28 @@ def test_every_searched_arch_satisfies_the_constraints_and_scores_are_the_predic
         assert {layer.attention for layer in arch.layers} == {kind}
 
 
+def test_random_control_evaluates_as_many_archs_as_the_mixed_search(micro_run):
+    run_dir, _ = micro_run
+    result = json.loads((run_dir / "search" / "result.json").read_text())
+    mixed, rand = result["searches"]["mixed"], result["searches"]["random"]
+    assert rand["evaluated"] == mixed["evaluated"] > 0 and rand["space"] == mixed["space"]
+    state = json.loads((run_dir / "search" / "random.state.json").read_text())
+    assert len(state["evaluated"]) == len(set(state["evaluated"])) == mixed["evaluated"]
+    assert rand["history"][-1]["evaluated"] == mixed["evaluated"]
+    for name in SEARCHES:  # every search's count, also in one place
+        assert result["evaluated"][name] == result["searches"][name]["evaluated"] > 0
+    assert result["evaluated"]["nsga2"] > 0
+    assert rand["objective_value"] == rand["top"][0]["predicted_score"]  # the micro search maximises the prediction
+    control = result["random_control"]
+    assert control == {"mixed_objective": mixed["objective_value"], "random_objective": rand["objective_value"],
+                       "evolution_beats_random": mixed["objective_value"] > rand["objective_value"]}
+
+
 def test_rerun_reuses_every_step(micro_run, capsys):
     run_dir, first_seconds = micro_run
     artifacts = [run_dir / "supernet" / "supernet.pt", run_dir / "collect.csv",
                  run_dir / "predictors" / "score" / "metrics.json", run_dir / "search" / "result.json",
-                 *(run_dir / "retrain" / name / "model" / "model.pt" for name in BASELINES)]
+                 *(run_dir / "retrain" / name / "seed-1" / "model" / "model.pt" for name in BASELINES)]
     before = [p.stat().st_mtime_ns for p in artifacts]
     everything = _snapshot(run_dir)
     capsys.readouterr()
@@ -122,7 +150,22 @@ def test_infeasible_constraint_exits_2_naming_smallest_achievable(micro_run, tmp
     assert len(err.splitlines()) == 1 and f"smallest achievable value is {smallest:g}" in err
 
 
-LONG_SEARCH = [WITH_LATENCY, "search.restricted=false", "search.nsga2=false", "search.evolution.generations=300"]
+def test_random_search_budget_and_switches(micro_run, tmp_path):
+    run_dir = _search_inputs(micro_run[0], tmp_path / "run")
+    quick = [WITH_LATENCY, "search.restricted=false", "search.nsga2.enabled=false"]
+    assert mixnas_main(["search", "--config", "micro", f"run_dir={run_dir}", *quick, "search.random.budget=10"]) == 0
+    result = json.loads((run_dir / "search" / "result.json").read_text())
+    assert result["searches"]["random"]["evaluated"] == 10 and result["evaluated"] == {
+        "mixed": result["searches"]["mixed"]["evaluated"], "random": 10}
+    assert result["random_control"]["random_objective"] == result["searches"]["random"]["objective_value"]
+    off = _search_inputs(micro_run[0], tmp_path / "off")
+    assert mixnas_main(["search", "--config", "micro", f"run_dir={off}", *quick, "search.random.enabled=false"]) == 0
+    result = json.loads((off / "search" / "result.json").read_text())
+    assert list(result["searches"]) == ["mixed"] and result["random_control"] is None and result["nsga2"] is None
+
+
+LONG_SEARCH = [WITH_LATENCY, "search.restricted=false", "search.nsga2.enabled=false", "search.random.enabled=false",
+               "search.evolution.generations=300"]
 
 
 def test_search_killed_and_resumed_equals_uninterrupted(micro_run, tmp_path):
@@ -174,7 +217,7 @@ def test_changed_config_is_refused_before_anything_is_written(micro_run, capsys)
 def test_restart_search_retrains_only_what_changed_and_the_report_matches(micro_run, tmp_path, capsys):
     run_dir = tmp_path / "run"
     shutil.copytree(micro_run[0], run_dir)
-    baseline_model = run_dir / "retrain" / BASELINES[0] / "model" / "model.pt"
+    baseline_model = run_dir / "retrain" / BASELINES[0] / "seed-2" / "model" / "model.pt"
     baseline_mtime = baseline_model.stat().st_mtime_ns
     argv = ["run", "--preset", "micro", f"run_dir={run_dir}", WITH_LATENCY, "search.constraints.flops=0.9e6"]
     capsys.readouterr()
@@ -185,10 +228,10 @@ def test_restart_search_retrains_only_what_changed_and_the_report_matches(micro_
     results = json.loads((run_dir / "results.json").read_text())
     assert results["constraints"]["flops"] == 0.9e6
     for row in results["rows"]:  # every row's numbers come from a retraining of that very arch
-        retrained = run_dir / "retrain" / row["name"]
-        assert arch_from_dict(row["arch"]) == arch_from_dict(
-            __import__("yaml").safe_load((retrained / "arch.yaml").read_text()))
-        assert row["test_accuracy"] == json.loads((retrained / "results.json").read_text())["eval"]["accuracy"]
+        for seed, score in zip(row["seeds"], row["test_scores"]):
+            retrained = run_dir / "retrain" / row["name"] / f"seed-{seed}"
+            assert arch_from_dict(row["arch"]) == arch_from_dict(yaml.safe_load((retrained / "arch.yaml").read_text()))
+            assert score == json.loads((retrained / "results.json").read_text())["eval"]["accuracy"]
         if row["kind"] == "searched":
             assert row["flops"] <= 0.9e6
 

@@ -1,0 +1,122 @@
+"""The report's opening: which model to use, and whether to trust the search.
+
+Every row is retrained with several seeds; two rows "differ beyond the seed spread" when the
+gap between their means exceeds twice the pooled standard deviation of the seeds,
+2 * sqrt((s_a^2 + s_b^2) / 2) (with one seed there is no spread and every gap counts, which
+the text says). The trust verdict combines three independent signals: the rank check
+(inherited vs retrained Kendall tau with its bootstrap interval), whether the supernet's
+ranking had settled (RankNAS tau between consecutive validations), and the random-search
+control (retrained searched-mixed against searched-random).
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Any
+
+GOOD_TAU = 0.7  # the rank-check goal: inherited scores order models like retraining does
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value)."""
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def beyond_spread(a: dict[str, Any], b: dict[str, Any], metric: str) -> bool:
+    """Whether rows a and b differ by more than twice their pooled seed standard deviation."""
+    gap = abs(a[f"test_{metric}"] - b[f"test_{metric}"])
+    pooled = math.sqrt((a[f"test_{metric}_std"] ** 2 + b[f"test_{metric}_std"] ** 2) / 2)
+    return gap > 2 * pooled
+
+
+def within_constraints(row: dict[str, Any], limits: dict[str, float]) -> bool:
+    """FLOPs and params limits (analytic); the latency limit is on predicted latency, which
+    baselines outside the space do not have, so it is not used to filter rows here."""
+    return all(row[key] <= limits[key] for key in ("flops", "params") if key in limits)
+
+
+def _row(rows: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+    return next((r for r in rows if r["name"] == name), None)
+
+
+def recommendation(rows: list[dict[str, Any]], limits: dict[str, float], metric: str) -> list[str]:
+    feasible = [r for r in rows if within_constraints(r, limits)]
+    if not feasible:
+        return ["No retrained model meets the constraints."]
+    best = max(feasible, key=lambda r: r[f"test_{metric}"])
+    text = [f"**Use `{best['name']}`** ({best['attention']}): {metric} {best[f'test_{metric}']:.4g} "
+            f"± {best[f'test_{metric}_std']:.2g} over {len(best['test_scores'])} seed(s), "
+            f"{best['flops']:,} FLOPs, {best['latency_ms']:.3f} ms measured."]
+    ties = [r["name"] for r in feasible if r is not best and not beyond_spread(r, best, metric)]
+    if ties:
+        text.append(f"Within the seed spread of it: {', '.join(ties)} (pick the cheapest of these if cost matters more).")
+    better = [r for r in rows if r not in feasible and r[f"test_{metric}"] > best[f"test_{metric}"]]
+    if better:
+        text.append(f"Outside the constraints, {', '.join(r['name'] for r in better)} score(s) higher.")
+    return text
+
+
+def trust(results: dict[str, Any], rows: list[dict[str, Any]], metric: str, early_stop_tau: float) -> list[str]:
+    out = []
+    check = results.get("rank_check")
+    if check and check.get("tau") is not None:
+        lo, hi = check["ci95"]
+        quality = ("good" if check["tau"] >= GOOD_TAU else
+                   "better than chance" if lo is not None and lo > 0 else "not shown to be better than chance")
+        out.append(f"Rank check: inherited vs retrained Kendall tau {check['tau']:.3f} (95% CI {_f(lo)} .. {_f(hi)}) "
+                   f"over {check['n']} architectures, each retrained {check['retrain_updates']} updates: {quality}.")
+    else:
+        out.append("Rank check: not run (rank_check.enabled: false); the supernet's ranking is unverified.")
+    taus = [t for t in results["supernet"]["rank_taus"] if t is not None]
+    if results["supernet"]["stopped_early"]:
+        out.append(f"Supernet: ranking settled (early stop at tau {taus[-1]:.3f}).")
+    elif taus:
+        settled = early_stop_tau and taus[-1] >= early_stop_tau
+        out.append(f"Supernet: last tau between consecutive rankings {taus[-1]:.3f}"
+                   + ("" if settled else f", below {early_stop_tau or 0.9:g}: the ranking had not settled; "
+                      "train the supernet longer before trusting the search."))
+    else:
+        out.append("Supernet: ranking stability not measured (early_stop_tau: 0).")
+    mixed, random = _row(rows, "searched-mixed"), _row(rows, "searched-random")
+    if mixed and random:
+        gap = mixed[f"test_{metric}"] - random[f"test_{metric}"]
+        spread = "beyond" if beyond_spread(mixed, random, metric) else "within"
+        verdict = ("evolution beat random search" if gap > 0 and spread == "beyond" else
+                   "evolution did NOT beat random search" if gap <= 0 else
+                   "evolution's lead over random search is within the seed spread")
+        out.append(f"Random control: searched-mixed {mixed[f'test_{metric}']:.4g} vs searched-random "
+                   f"{random[f'test_{metric}']:.4g} retrained ({gap:+.3g}, {spread} the seed spread): {verdict}.")
+    return out
+
+
+def paper_claim(rows: list[dict[str, Any]], metric: str) -> list[str]:
+    """The paper's claim: mixed matches all-softmax's accuracy at lower cost and clearly beats
+    all-cosFormer. Says whether that holds here, with the numbers."""
+    mixed, soft, cos = (_row(rows, f"searched-{n}") for n in ("mixed", "all-softmax", "all-cosformer"))
+    if not (mixed and soft and cos):
+        return []
+    m, s, c = (r[f"test_{metric}"] for r in (mixed, soft, cos))
+    matches = m >= s or not beyond_spread(mixed, soft, metric)
+    beats = m > c and beyond_spread(mixed, cos, metric)
+    cost = mixed["flops"] / soft["flops"] if soft["flops"] else float("nan")
+    held = matches and beats and cost < 1
+    return [f"Paper's claim (mixed ~ all-softmax accuracy at lower cost, clearly above all-cosFormer): "
+            f"{'holds' if held else 'does NOT hold'} here. {metric}: mixed {m:.4g}, all-softmax {s:.4g}, "
+            f"all-cosFormer {c:.4g}; mixed {'matches' if matches else 'is below'} all-softmax "
+            f"(within or above the seed spread: {matches}) at {cost:.0%} of its FLOPs and "
+            f"{'beats' if beats else 'does not clearly beat'} all-cosFormer."]
+
+
+def verdict_lines(results: dict[str, Any], rows: list[dict[str, Any]], early_stop_tau: float) -> list[str]:
+    metric = results["test_metric"]
+    lines = ["## Verdict", "", *recommendation(rows, results["constraints"], metric), ""]
+    lines += [f"- {line}" for line in trust(results, rows, metric, early_stop_tau)]
+    lines += [f"- {line}" for line in paper_claim(rows, metric)]
+    seeds = {len(r["test_scores"]) for r in rows}
+    if seeds == {1}:
+        lines.append("- One seed per row: no seed spread, so no difference can be called significant.")
+    return lines + [""]
+
+
+def _f(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
