@@ -13,10 +13,10 @@ finishes bit-identical to one that was never interrupted (same world size and de
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import sys
-import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -35,14 +35,12 @@ from mixnas.train.config import TrainConfig
 from mixnas.train.distributed import (all_reduce_sum, barrier, broadcast_from_main, broadcast_module,
                                       cleanup, gather_to_main, init_distributed, sum_gradients)
 from mixnas.train.metrics import MetricsLog
+from mixnas.train.signals import StopSignals
 from mixnas.train.protocol import check_task
 
 
 class NonFiniteLossError(ValueError):
     """A NaN/inf loss or gradient norm; the message names the update."""
-
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Trainer:
@@ -66,10 +64,10 @@ class Trainer:
         self.interval: dict[str, float] = defaultdict(float)  # sums since the last train record
         self.last_train: dict[str, Any] = {}
         self.grad_norm = 0.0  # of the latest update
-        self._signal: int | None = None  # SIGINT/SIGTERM received during train(), not yet acted on
+        self.signals = StopSignals(lambda: f"stopped before update {self.step + 1} finished; run the same command "
+                                           f"again to resume from the last checkpoint in {self.save_dir}")
         self.last_saved_step: int | None = None
         self._time_up = False  # agreed by all ranks at the last update
-        self._signal_agreed: int | None = None  # a stop signal some rank got, agreed at the last update
         self.finished_limits: list | None = None  # the limits a finished run reached (see train())
         self.stopped_by_task = False  # validate() asked to stop; a resumed run stays stopped
         self.last_valid: dict[str, Any] = {}
@@ -94,11 +92,10 @@ class Trainer:
         bar = tqdm(total=cfg.max_updates or None, initial=self.step, unit="upd", dynamic_ncols=True,
                    disable=not (cfg.progress and self.dist.is_main and sys.stderr.isatty()))
         validated_at, tick, stop = None, time.monotonic(), False
-        previous_handlers = self._catch_signals()
-        try:
+        with self.signals, contextlib.closing(bar):
             while not stop:
-                if self._stop_requested():
-                    self._interrupt()
+                if signum := self.signals.requested(self.dist.distributed):
+                    self._interrupt(signum)
                 micro = self._next_micro_batches()
                 if not micro:  # the epoch is over
                     if cfg.validate_every_epoch and validated_at != self.step:
@@ -138,9 +135,6 @@ class Trainer:
             # rerun with the same limits returns this summary without touching any file.
             self.finished_limits = self._limits()
             self.save_checkpoint()
-        finally:
-            bar.close()
-            self._restore_signals(previous_handlers)
         return self._summary()
 
     def _limits(self) -> list:
@@ -151,33 +145,7 @@ class Trainer:
                 "train": self.last_train, "valid": self.last_valid,
                 "checkpoint": str(checkpoint_path(self.save_dir, self.step))}
 
-    # --- signals: finish the update, checkpoint, stop ---------------------------------------
-    def _catch_signals(self) -> dict[int, Any]:
-        if threading.current_thread() is not threading.main_thread():
-            return {}  # signal handlers can only be set from the main thread
-        self._signal = None
-
-        def handler(signum, frame):
-            if self._signal is not None:  # a second signal: abandon the update now
-                raise Interrupted(signum, f"stopped by {signal.Signals(signum).name} before update "
-                                          f"{self.step + 1} finished; run the same command again to resume "
-                                          f"from the last checkpoint in {self.save_dir}")
-            self._signal = signum
-
-        return {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
-
-    @staticmethod
-    def _restore_signals(previous: dict[int, Any]) -> None:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-    def _stop_requested(self) -> bool:
-        """Whether any rank received a stop signal (agreed through the update's collective, so
-        every rank stops after the same update and joins the checkpoint's barrier)."""
-        return self._signal is not None if not self.dist.distributed else self._signal_agreed is not None
-
-    def _interrupt(self) -> None:
-        signum = self._signal or self._signal_agreed or signal.SIGINT
+    def _interrupt(self, signum: int) -> None:
         if self.last_saved_step != self.step:
             self.save_checkpoint()
         raise Interrupted(signum, f"stopped by {signal.Signals(signum).name} after update {self.step}; checkpoint "
@@ -253,14 +221,12 @@ class Trainer:
         # One collective for all counters: stats, the non-finite flag, and the time limit.
         keys = sorted(sums.keys() | {"loss", "sample_size"})
         time_up = bool(self.cfg.max_time and self.elapsed >= self.cfg.max_time)
-        signals = [float(self._signal == sig) for sig in STOP_SIGNALS]
-        local = [sums[k] for k in keys] + signals + [float(bad_batch is not None), float(time_up)]
+        local = [sums[k] for k in keys] + self.signals.flags() + [float(bad_batch is not None), float(time_up)]
         total = all_reduce_sum(torch.tensor(local, dtype=torch.float64, device=self.device), self.dist)
         total = total.tolist()
         sums = dict(zip(keys, total[:len(keys)]))
         any_bad, self._time_up = total[-2] > 0, total[-1] > 0
-        received = [sig for sig, count in zip(STOP_SIGNALS, total[-4:-2]) if count > 0]
-        self._signal_agreed = int(received[-1]) if received else None
+        self.signals.agree(total[-4:-2])
         if any_bad:
             where = (f"micro-batch {bad_batch[0]} gave loss {bad_batch[1]}" if bad_batch
                      else "another rank saw it")
