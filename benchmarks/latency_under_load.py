@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -51,6 +50,7 @@ import torch
 
 from mixnas.fileio import write_json
 
+from mixnas.cost.machine import matmul_gflops
 from mixnas.cost.latency import CLOCKS, DEFAULT_STAT, STATS, default_clock, latency_statistic, measure_latency
 from mixnas.models import build_model
 from mixnas.pipeline import load_pipeline_config
@@ -98,18 +98,6 @@ class Load:
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
-
-
-def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
-    """Median wall-clock GFLOP/s of an n x n fp32 matmul on the current torch threads."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - start)
-    return 2 * n**3 / statistics.median(times) / 1e9
 
 
 def measure_phase(models, clocks, runs: int, warmup: int) -> dict[str, list[list[float]]]:
@@ -208,7 +196,7 @@ def main(argv=None) -> int:
     clocks = sorted(CLOCKS)
 
     machine = {"cores": os.cpu_count(), "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
-               "matmul_gflops_1thread": round(matmul_gflops(), 1), "load_avg_1m_before_quiet": round(os.getloadavg()[0], 2)}
+               "matmul_gflops_1thread": round(matmul_gflops(2048), 1), "load_avg_1m_before_quiet": round(os.getloadavg()[0], 2)}
     print(f"{machine['cores']} cores; fp32 matmul 2048^3 on 1 thread: {machine['matmul_gflops_1thread']} GFLOP/s; "
           f"{len(archs)} {args.preset} archs ({model_config.image_size}x{model_config.image_size} inputs), {runs} timed "
           f"runs after {warmup} warm-up, 1 thread")
@@ -221,7 +209,7 @@ def main(argv=None) -> int:
         info = machine.setdefault("loaded", {}).setdefault(str(threads), {})
         info["load_avg_1m_before"] = round(os.getloadavg()[0], 2)
         with Load(threads, args.load_seconds) as load:
-            info["matmul_gflops_1thread"] = round(matmul_gflops(), 1)
+            info["matmul_gflops_1thread"] = round(matmul_gflops(2048), 1)
             start = time.perf_counter()
             loaded[threads] = measure_phase(models, clocks, runs, warmup)
             info["seconds"] = round(time.perf_counter() - start, 1)

@@ -71,6 +71,7 @@ def write_report(cfg: PipelineConfig, searcher, rows: list[dict[str, Any]], sear
         "higher_is_better": search["higher_is_better"],
         "search_errors": {k: v["error"] for k, v in search["searches"].items() if "error" in v},
         "rank_check": _rank_check_summary(rank_check),
+        "machines": _read_optional(run_dir / "machines.json") or [],
         "latency_protocol": describe_protocol(rows[0]["latency_protocol"]) if rows else "",
         "random_control": search.get("random_control"),
         "step_seconds": timings, "config": cfg.to_dict(),
@@ -132,7 +133,10 @@ def render_markdown(cfg: PipelineConfig, results: dict[str, Any]) -> str:
                 for step in ("train-supernet", "collect", "fit-predictor", "search --resume")),
               *(f"mixnas evaluate --checkpoint {Path(cfg.run_dir) / 'retrain' / r['name'] / f'seed-{seed}' / 'model'}"
                 for r in rows for seed in r["seeds"][:1]),
-              "```", "", "Step wall times (s): " + ", ".join(f"{k} {v:.1f}" for k, v in results["step_seconds"].items()), ""]
+              "```", "", "Step wall times (s): " + ", ".join(f"{k} {v:.1f}" for k, v in results["step_seconds"].items()),
+              *(f"- machine of {', '.join(m['steps'])}: {m['cpu_count']} cores ({m['cpu_model']}), torch {m['torch']}, "
+                f"1-thread matmul {m['matmul_gflops_1_thread']} GFLOP/s, load {m['load_avg_1m']} at {m['date']}"
+                for m in results["machines"]), ""]
     return "\n".join(lines)
 
 

@@ -15,6 +15,7 @@ continued by running the same command again.
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -22,6 +23,7 @@ from typing import Any, Callable
 import torch
 import yaml
 
+from ..cost.machine import machine_info
 from ..fileio import read_json, write_json
 from ..rundir import write_if_changed
 from .config import PipelineConfig, load_pipeline_config
@@ -96,11 +98,21 @@ def _run_locked(cfg: PipelineConfig, log: Callable[[str], None], restart: str | 
     timings_path = run_dir / "step_seconds.json"  # of the invocation that did each step's work
     timings: dict[str, float] = read_json(timings_path, "step timings") if timings_path.is_file() else {}
 
+    machines_path = run_dir / "machines.json"  # one record per invocation that did work
+
+    def record_machine(step_name: str) -> None:
+        machines = read_json(machines_path, "machine records") if machines_path.is_file() else []
+        if not machines or machines[-1].get("pid") != os.getpid():
+            machines.append({"pid": os.getpid(), "steps": [], **machine_info()})
+        machines[-1]["steps"].append(step_name)
+        write_json(machines_path, machines)
+
     def step(name: str, done: Callable[[], bool], work: Callable[[], Any]) -> None:
         outcome = guard(cfg, name, restart)
         finished = done()
         log(f"[{name}] {'reused' if finished else 'running'}{' (restarted)' if outcome == 'restarted' else ''}")
         if not finished:
+            record_machine(name)
             start = time.perf_counter()
             work()
             timings[name] = time.perf_counter() - start
@@ -125,6 +137,8 @@ def _run_locked(cfg: PipelineConfig, log: Callable[[str], None], restart: str | 
         check_retrain(cfg, name, arch, retrain_restart)
     done = all(retrain_done(cfg, name) for name, _ in targets)
     log(f"[retrain] {'reused' if done else 'running'}")
+    if not done:
+        record_machine("retrain")
     start = time.perf_counter()
     retrained = {name: retrain(cfg, name, arch, searcher.task, log=log, restart=retrain_restart)
                  for name, arch in targets}

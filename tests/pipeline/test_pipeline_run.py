@@ -59,6 +59,10 @@ def test_micro_run_writes_report_with_searched_and_baseline_rows(micro_run):
     best = max(feasible, key=lambda r: r["test_accuracy"])
     assert f"**Use `{best['name']}`**" in verdict
     assert "Supernet:" in verdict and "Rank check:" in verdict
+    # Every timing is recorded with the machine it was taken on.
+    (machine,) = results["machines"]
+    assert machine["steps"][:2] == ["train-supernet", "collect"] and machine["matmul_gflops_1_thread"] > 0
+    assert f"{machine['cpu_count']} cores" in report
 
 
 def test_every_searched_arch_satisfies_the_constraints_and_scores_are_the_predictors(micro_run):

@@ -1,0 +1,39 @@
+"""Smoke test of benchmarks/rank_ablation.py: micro preset, 3 archs, 4 updates, one variant + the ceiling (seconds)."""
+import importlib.util
+import json
+from pathlib import Path
+
+import torch
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "rank_ablation.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("rank_ablation", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_rank_ablation_runs_caches_and_writes_json(tmp_path, monkeypatch, capsys):
+    module = load_script()
+    monkeypatch.setattr(module, "matmul_gflops", lambda: 1.0)  # the 2048^3 measurement takes seconds
+    before = torch.get_num_threads()
+    argv = ["--preset", "micro", "--k", "3", "--updates", "4", "--variants", "base", "--workdir", str(tmp_path),
+            "--json", str(tmp_path / "out.json"), "supernet.train.max_updates=4"]
+    try:
+        assert module.main(argv) == 0
+        first = json.loads((tmp_path / "out.json").read_text())
+        assert "reference 3/3" in capsys.readouterr().out
+        assert module.main(argv) == 0  # rerun: reference and supernet come from the cache
+        assert "reference 1/3" not in capsys.readouterr().out
+    finally:
+        torch.set_num_threads(before)
+    second = json.loads((tmp_path / "out.json").read_text())
+    variant, ceiling = second["variants"]  # the variant, then the second from-scratch training
+    (run,) = variant["runs"]
+    assert ceiling["runs"][0]["seed"] == 2 and len(second["references"]) == 2
+    assert run["updates"] == 4 and len(run["inherited"]) == 3 and set(run["stats"]) == {
+        "score_val", "loss_val", "score_test", "loss_test"}
+    assert second["references"] == first["references"] and second["variants"][0]["runs"][0]["stats"] == run["stats"]
+    assert second["machine"]["cpu_count"] >= 1 and second["machine"]["matmul_gflops_start"] == 1.0
