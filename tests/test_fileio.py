@@ -44,3 +44,15 @@ def test_missing_file_names_it(tmp_path):
 def test_fileio_does_not_import_torch():
     code = "import sys, mixnas.fileio; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    import os
+
+    from mixnas.fileio import atomic_write_text
+    mask = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "report.md", "x")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "report.md").stat().st_mode & 0o777 == 0o644
