@@ -178,6 +178,7 @@ class RetrainSection:
     split: str = "test"                # where the retrained models are scored
     top_k: int = 1                     # best distinct archs of the mixed search to retrain
     seeds: int = 2                     # every row is retrained with seeds seed, seed+1, ...; mean ± std reported
+    workers: int = 1                   # retrainings run at once, each in its own process with `threads` threads
     average_last: int = 1              # evaluate the average of the last K checkpoints (HAT: 10)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(max_updates=1000))
 
@@ -186,6 +187,8 @@ class RetrainSection:
             raise ConfigError(f"retrain.top_k must be >= 1, got {self.top_k}")
         if self.seeds < 1:
             raise ConfigError(f"retrain.seeds must be >= 1, got {self.seeds}")
+        if self.workers < 1:
+            raise ConfigError(f"retrain.workers must be >= 1, got {self.workers}")
 
 
 @dataclass

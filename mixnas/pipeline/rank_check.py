@@ -43,6 +43,7 @@ from ..models import build_model
 from ..rundir import TRAIN_NON_RESULT, data_digests, digest, flatten, without
 from ..train import Trainer
 from .config import PipelineConfig
+from .workers import run_in_processes
 from .scoring import SUPERNET_FILE, kendall_tau, load_supernet, score
 
 POOL_PER_ARCH = 50        # pool size per selected architecture
@@ -251,6 +252,14 @@ def rank_check(cfg: PipelineConfig, supernet_path: str | Path, k: int, retrain_u
     if finished is not None:
         return finished
 
+    # Trainings not finished yet run `retrain.workers` at a time first; the loop below then
+    # resumes each finished run (no update) and scores it.
+    pending = [(cfg.to_dict(), arch.to_dict(), str(out_dir / name), retrain_updates) for arch, name in zip(archs, dirs)
+               if not _trained(out_dir / name, retrain_updates)]
+    if cfg.retrain.workers > 1 and len(pending) > 1:
+        if log is not None:
+            log(f"rank check: training {len(pending)} architectures, {cfg.retrain.workers} at a time")
+        run_in_processes(_train_arch, pending, cfg.retrain.workers)
     rows = []
     for index, (arch, profile, name) in enumerate(zip(archs, profiles, dirs)):
         supernet.set_arch(arch)
@@ -279,6 +288,29 @@ def rank_check(cfg: PipelineConfig, supernet_path: str | Path, k: int, retrain_u
     result = json.loads(json.dumps(result))  # the value a later call reads back, exactly
     write_json(out_dir / RESULT_FILE, result, allow_nan=True)
     return result
+
+
+def _trained(save_dir: Path, updates: int) -> bool:
+    from ..train import latest_checkpoint
+    last = latest_checkpoint(save_dir)
+    return last is not None and int(last.stem.split("_")[1]) >= updates
+
+
+def _train_arch(cfg_dict: dict[str, Any], arch_dict: dict[str, Any], save_dir: str, updates: int) -> None:
+    """One rank-check training in a worker process, exactly as the loop in rank_check does it."""
+    from ..dataconf import from_dict
+    from ..space.arch import arch_from_dict
+    from .run import apply_threads
+    from .scoring import build_task
+
+    cfg = from_dict(PipelineConfig, cfg_dict)
+    apply_threads(cfg)
+    task = build_task(cfg)
+    torch.manual_seed(cfg.seed)
+    model = build_model(arch_from_dict(arch_dict), task.model_config(cfg.model.config))
+    with Trainer(task.training_task(model, cfg.seed, validate_split=None),
+                 _retrain_config(cfg, Path(save_dir), updates)) as trainer:
+        trainer.train()
 
 
 def _finished(path: Path, key: dict[str, Any], dirs: list[str]) -> dict[str, Any] | None:

@@ -22,6 +22,7 @@ from ..fileio import read_json, write_json
 from ..models import load_model
 from ..rundir import FINGERPRINT_FILE, ConfigChanged, mismatch
 from .config import PipelineConfig
+from .workers import run_in_processes
 
 RESULTS_FILE, LATENCY_FILE, ARCH_FILE = "results.json", "latency.json", "arch.yaml"
 
@@ -90,6 +91,33 @@ def retrain(cfg: PipelineConfig, name: str, arch, task, log=lambda line: None, r
         per_seed[seed] = read_json(directory / RESULTS_FILE, "retraining results")
     first = retrain_dir(cfg, name, retrain_seeds(cfg)[0])
     return {"seeds": per_seed, "latency": measured_latency(cfg, first)}
+
+
+def train_in_parallel(cfg: PipelineConfig, targets: list[tuple[str, Any]], restart: bool,
+                      log=lambda line: None) -> None:
+    """Train every missing (row, seed) with `retrain.workers` processes at once (see workers.py);
+    `retrain` then only reads the results and measures latency in this process, after all
+    training is over, so no timing is taken beside a training."""
+    jobs = [(cfg.to_dict(), name, arch.to_dict(), seed, restart) for name, arch in targets
+            for seed in retrain_seeds(cfg) if not (retrain_dir(cfg, name, seed) / RESULTS_FILE).is_file()]
+    if cfg.retrain.workers < 2 or len(jobs) < 2:
+        return  # `retrain` trains them in this process
+    for _, name, _, seed, _ in jobs:
+        log(f"retrain {name} (seed {seed}): {cfg.retrain.train.max_updates} updates from scratch "
+            f"({cfg.retrain.workers} at a time)")
+    run_in_processes(_train_job, jobs, cfg.retrain.workers)
+
+
+def _train_job(cfg_dict: dict[str, Any], name: str, arch_dict: dict[str, Any], seed: int, restart: bool) -> None:
+    from ..commands.train import train_experiment
+    from ..dataconf import from_dict
+    from ..space.arch import arch_from_dict
+    from .config import PipelineConfig
+    from .run import apply_threads
+
+    cfg = from_dict(PipelineConfig, cfg_dict)
+    apply_threads(cfg)
+    train_experiment(experiment_for(cfg, name, seed), arch=arch_from_dict(arch_dict), restart=restart)
 
 
 def measured_latency(cfg: PipelineConfig, directory: Path) -> dict[str, Any]:

@@ -80,7 +80,7 @@ def _run_locked(cfg: PipelineConfig, log: Callable[[str], None], restart: str | 
     from .collect import collect
     from .rank_check import run_rank_check
     from .report import build_rows, write_report
-    from .retrain import baseline_archs, check_retrain, retrain
+    from .retrain import baseline_archs, check_retrain, retrain, train_in_parallel
     from .scoring import build_task, load_space
     from .search_step import Searcher, load_search_result, run_search, searched_archs
     from .supernet_training import train_supernet
@@ -140,6 +140,7 @@ def _run_locked(cfg: PipelineConfig, log: Callable[[str], None], restart: str | 
     if not done:
         record_machine("retrain")
     start = time.perf_counter()
+    train_in_parallel(cfg, targets, retrain_restart, log=log)  # no-op with retrain.workers: 1
     retrained = {name: retrain(cfg, name, arch, searcher.task, log=log, restart=retrain_restart)
                  for name, arch in targets}
     if not done:

@@ -257,3 +257,13 @@ def test_a_busy_run_dir_and_an_infeasible_constraint_exit_2_at_once(micro_run, t
     err = capsys.readouterr().err.strip()
     assert "search.constraints.flops=1 is below the smallest architecture" in err and len(err.splitlines()) == 1
     assert not (fresh / "supernet").exists()
+
+
+def test_parallel_retraining_equals_sequential(micro_run, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    shutil.copytree(micro_run[0], run_dir, ignore=shutil.ignore_patterns("retrain", "results.json", "report.md"))
+    assert mixnas_main(["run", "--preset", "micro", f"run_dir={run_dir}", WITH_LATENCY, "retrain.workers=2"]) == 0
+    assert "(2 at a time)" in capsys.readouterr().out
+    want = json.loads((micro_run[0] / "results.json").read_text())["rows"]
+    got = json.loads((run_dir / "results.json").read_text())["rows"]
+    assert [(r["name"], r["test_scores"]) for r in got] == [(r["name"], r["test_scores"]) for r in want]

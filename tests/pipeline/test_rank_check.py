@@ -160,3 +160,18 @@ def test_presets_enable_the_check():
     digits = load_pipeline_config("digits")
     assert digits.rank_check.enabled and digits.rank_check.k >= 8
     assert load_pipeline_config("micro", ["rank_check.enabled=false", "rank_check.k=1"]).rank_check.k == 1
+
+
+def test_trainings_in_worker_processes_equal_in_process(trained_micro, tmp_path):
+    import shutil
+
+    _, supernet_dir = trained_micro
+    results = []
+    for workers in (1, 2):
+        run_dir = tmp_path / f"w{workers}"
+        shutil.copytree(supernet_dir, run_dir / "supernet")
+        cfg = load_pipeline_config("micro", [f"run_dir={run_dir}", "supernet.train.max_updates=12",
+                                             f"retrain.workers={workers}"])
+        results.append(rank_check(cfg, run_dir / "supernet", 3, 6))
+    strip = lambda result: [{k: v for k, v in r.items() if k != "dir"} for r in result["rows"]]  # noqa: E731
+    assert strip(results[1]) == strip(results[0])
