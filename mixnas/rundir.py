@@ -161,7 +161,9 @@ def read_fingerprint(path: Path) -> dict[str, Any] | None:
 
 def same_values(recorded: dict[str, Any] | None, values: dict[str, Any], defaults: dict[str, Any] | None) -> bool:
     """Equal, where a key missing on one side counts as its default value: a newer mixnas that
-    adds a setting at its default does not invalidate runs recorded before it existed."""
+    adds a setting at its default does not invalidate the step that owns the setting. (Later
+    pipeline steps still see a new upstream digest, steps.py's "after" key, and are refused:
+    a known limit, kept so that fingerprints already recorded stay valid.)"""
     if recorded is None:
         return False
     defaults = defaults or {}
