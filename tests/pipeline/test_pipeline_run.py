@@ -267,3 +267,19 @@ def test_parallel_retraining_equals_sequential(micro_run, tmp_path, capsys):
     want = json.loads((micro_run[0] / "results.json").read_text())["rows"]
     got = json.loads((run_dir / "results.json").read_text())["rows"]
     assert [(r["name"], r["test_scores"]) for r in got] == [(r["name"], r["test_scores"]) for r in want]
+
+
+def test_paper_claim_verdict_reads_the_seed_spread():
+    from mixnas.pipeline.verdict import paper_claim
+
+    def row(name, scores, flops):
+        mean = sum(scores) / len(scores)
+        std = (sum((v - mean) ** 2 for v in scores) / (len(scores) - 1)) ** 0.5
+        return {"name": f"searched-{name}", "test_accuracy": mean, "test_accuracy_std": std, "flops": flops}
+
+    cheaper = [row("mixed", [0.90, 0.91], 80), row("all-softmax", [0.905, 0.905], 100), row("all-cosformer", [0.8, 0.81], 60)]
+    assert "claim (" in paper_claim(cheaper, "accuracy")[0] and ": holds here" in paper_claim(cheaper, "accuracy")[0]
+    equal_budget = [row("mixed", [0.82, 0.823], 103), row("all-softmax", [0.81, 0.805], 100), row("all-cosformer", [0.80, 0.805], 50)]
+    assert "holds in its equal-budget form" in paper_claim(equal_budget, "accuracy")[0]
+    worse = [row("mixed", [0.80, 0.801], 90), row("all-softmax", [0.85, 0.851], 100), row("all-cosformer", [0.79, 0.792], 50)]
+    assert "does NOT hold" in paper_claim(worse, "accuracy")[0]
