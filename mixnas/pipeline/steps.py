@@ -25,7 +25,6 @@ from ..rundir import (TRAIN_NON_RESULT, ConfigChanged, check_step, code_version,
 from .config import PipelineConfig
 
 STEPS = ("train-supernet", "collect", "fit-predictor", "search", "retrain", "rank-check")
-GUARDED = ("train-supernet", "collect", "fit-predictor", "search", "rank-check")  # retrain: per row
 
 
 def step_values(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:

@@ -20,7 +20,7 @@ Registered as searcher `evolution` (config: `EvolutionConfig`).
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -30,7 +30,7 @@ from mixnas.space.arch import arch_from_dict
 
 from ..fileio import write_json
 from .objectives import Constraint, Objective, check_feasible, feasible_mask
-from .searcher import (Log, SearchResult, Searcher, arch_key, check_not_past, load_state, one_objective,
+from .searcher import (resume_identity, Log, SearchResult, Searcher, arch_key, check_not_past, load_state, one_objective,
                        refuse_overwrite, register_searcher, rng_state_from_json, rng_state_to_json)
 
 # /2 added the evaluated architectures' digests; a /1 state cannot say how many were evaluated
@@ -65,9 +65,7 @@ class EvolutionConfig:
 
     def identity(self) -> dict[str, Any]:
         """Settings a resumed run must share with the saved one (generations may grow)."""
-        d = asdict(self)
-        d.pop("generations")
-        return d
+        return resume_identity(self, "generations")
 
 
 class EvolutionSearcher(Searcher):

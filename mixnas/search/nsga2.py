@@ -32,7 +32,7 @@ an uninterrupted run (also with a larger `generations`). Registered as searcher 
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -44,7 +44,7 @@ from mixnas.space.arch import arch_from_dict
 
 from ..fileio import write_json
 from .objectives import Constraint, Objective, check_feasible
-from .searcher import (Log, SearchResult, Searcher, arch_key, check_not_past, load_state, refuse_overwrite,
+from .searcher import (resume_identity, Log, SearchResult, Searcher, arch_key, check_not_past, load_state, refuse_overwrite,
                        register_searcher, rng_state_from_json, rng_state_to_json)
 
 STATE_FORMAT = "mixnas-nsga2-state/1"
@@ -73,9 +73,7 @@ class NSGA2Config:
 
     def identity(self) -> dict[str, Any]:
         """Settings a resumed run must share with the saved one (generations may grow)."""
-        d = asdict(self)
-        d.pop("generations")
-        return d
+        return resume_identity(self, "generations")
 
 
 @dataclass

@@ -21,7 +21,7 @@ same stream (batch boundaries match a straight run when the old budget is a mult
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -31,7 +31,7 @@ from mixnas.space.arch import arch_from_dict
 
 from ..fileio import write_json
 from .objectives import Constraint, Objective, check_feasible, feasible_mask
-from .searcher import (Log, SearchResult, Searcher, arch_key, check_not_past, load_state, one_objective,
+from .searcher import (resume_identity, Log, SearchResult, Searcher, arch_key, check_not_past, load_state, one_objective,
                        refuse_overwrite, register_searcher, rng_state_from_json, rng_state_to_json)
 
 STATE_FORMAT = "mixnas-random-state/1"
@@ -55,9 +55,7 @@ class RandomConfig:
 
     def identity(self) -> dict[str, Any]:
         """Settings a resumed run must share with the saved one (the budget may grow)."""
-        d = asdict(self)
-        d.pop("budget")
-        return d
+        return resume_identity(self, "budget")
 
 
 class RandomSearcher(Searcher):

@@ -168,3 +168,12 @@ def check_not_past(state_path: Any, done: int, wanted: int, unit: str, knob: str
     if done > wanted:
         raise ValueError(f"search state {state_path} already has {done} {unit}, more than the {wanted} asked for; "
                          f"ask for at least {done} {knob} or use a new state path")
+
+
+def resume_identity(config: Any, growable: str) -> dict[str, Any]:
+    """A searcher config's settings that a resumed run must share with the saved state: all of
+    them but `growable` (generations or budget), which a resumed run may raise."""
+    from dataclasses import asdict
+    values = asdict(config)
+    values.pop(growable)
+    return values
