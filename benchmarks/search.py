@@ -67,7 +67,7 @@ def true_score(arch) -> float:
 
 
 def true_latency_ms(arch, length: int) -> float:
-    flops = count_decode_flops(arch, COST_CONFIG, src_len=length, tgt_len=length, include_embeddings=False)
+    flops = count_decode_flops(arch, COST_CONFIG, src_len=length, tgt_len=length, beam=1, include_embeddings=False)
     layer_steps = len(arch.encoder_layers) + length * len(arch.decoder_layers)
     noise = np.random.default_rng(_arch_seed(arch, length)).lognormal(0.0, LATENCY_NOISE)
     return float((flops / EFFECTIVE_FLOPS * 1e3 + LAYER_STEP_MS * layer_steps) * noise)

@@ -27,7 +27,7 @@ from mixnas.errors import Interrupted, UsageError  # noqa: F401
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train one architecture from scratch, then evaluate it",
               "mixnas.commands.train:add_train_parser"),
-    "evaluate": ("BLEU or accuracy of a trained model",
+    "evaluate": ("the task's metrics (BLEU, accuracy, loss...) of a trained model",
                  "mixnas.commands.train:add_evaluate_parser"),
     "cost": ("parameters, FLOPs and latency of an exported model",
              "mixnas.cost.command:add_parser"),
@@ -44,6 +44,28 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("the whole pipeline into run_dir, then report.md, pareto.png, results.json",
             "mixnas.pipeline.run:add_run_parser"),
 }
+
+
+
+def _family_commands() -> dict[str, tuple[str, str]]:
+    """Commands a model family adds (e.g. `sample` for language models): the COMMANDS dict of
+    its optional commands.py, read without importing the family (so without torch)."""
+    import importlib.util
+    from pathlib import Path
+    found: dict[str, tuple[str, str]] = {}
+    root = Path(__file__).resolve().parent / "families"
+    for path in sorted(root.glob("*/commands.py")):
+        spec = importlib.util.spec_from_file_location(f"_mixnas_family_commands_{path.parent.name}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        for name, entry in getattr(module, "COMMANDS", {}).items():
+            if name in COMMANDS or name in found:
+                raise RuntimeError(f"{path} defines command {name!r}, which exists already")
+            found[name] = entry
+    return found
+
+
+COMMANDS.update(_family_commands())
 
 EXIT_BUG = 1
 EXIT_USAGE = 2

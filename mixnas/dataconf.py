@@ -7,6 +7,7 @@ Errors name the dotted path of the bad key, the value, and what was expected, e.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import types
 import typing
 from pathlib import Path
@@ -136,16 +137,39 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def resolve_preset(path_or_name: str, directory: Path, what: str) -> Path:
-    """A YAML path as given, else the preset `directory/NAME.yaml`; the error lists the presets."""
+PRESET_KINDS = ("archs", "spaces", "experiments", "pipelines")
+
+
+def preset_dirs(kind: str) -> list[Path]:
+    """Where presets of `kind` live: mixnas/configs/<kind>/ and every model family's
+    configs/<kind>/ (a family keeps its presets in its own folder)."""
+    if kind not in PRESET_KINDS:
+        raise ValueError(f"preset kind must be one of {PRESET_KINDS}, got {kind!r}")
+    from mixnas.families import families
+    root = Path(__file__).resolve().parent
+    dirs = [root / "configs" / kind]
+    for family in families():
+        dirs.append(Path(sys.modules[type(family).__module__].__file__).resolve().parent / "configs" / kind)
+    return [d for d in dirs if d.is_dir()]
+
+
+def preset_names(kind: str) -> list[str]:
+    return sorted(p.stem for d in preset_dirs(kind) for p in d.glob("*.yaml"))
+
+
+def resolve_preset(path_or_name: str, kind: str, what: str) -> Path:
+    """A YAML path as given, else the preset NAME of `kind` (see preset_dirs); the error lists
+    the presets. The one resolver of every preset: archs, spaces, experiments and pipelines."""
     path = Path(path_or_name)
     if path.is_file():
         return path
-    preset = directory / f"{path_or_name}.yaml"
-    if not path.suffix and preset.is_file():
-        return preset
-    names = sorted(p.stem for p in directory.glob("*.yaml"))
-    raise ConfigError(f"no {what} {path_or_name!r}: give a YAML path or one of {', '.join(names)}")
+    found = [d / f"{path_or_name}.yaml" for d in preset_dirs(kind)] if not path.suffix and path.name == str(path_or_name) else []
+    found = [p for p in found if p.is_file()]
+    if len(found) > 1:
+        raise ConfigError(f"{what} {path_or_name!r} is defined twice: {', '.join(map(str, found))}; rename one")
+    if found:
+        return found[0]
+    raise ConfigError(f"no {what} {path_or_name!r}: give a YAML path or one of {', '.join(preset_names(kind))}")
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

@@ -13,20 +13,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
-from .dataconf import ConfigError, apply_overrides, from_dict, load_yaml, resolve_preset, to_dict
+from .dataconf import ConfigError, apply_overrides, from_dict, load_yaml, preset_names, resolve_preset, to_dict
+from .families import Family, family_for_task, family_of
 from .models import build_model
 from .models.config import check_model_config
 from .space.arch import Arch, arch_from_dict
-from .tasks.translation.task import TranslationTask, TranslationTaskConfig
-from .tasks.vision.data import SPLITS as IMAGE_SPLITS
-from .tasks.vision.task import ClassificationDataConfig, ClassificationTask
 from .train import TrainConfig
 
-CONFIG_DIR = Path(__file__).parent / "configs"
 
 
 @dataclass
@@ -44,31 +41,37 @@ class EvalSection:
 
 @dataclass
 class Experiment:
-    task: Literal["translation", "classification"]
+    task: str  # a registered family's task: translation, classification, ...
     model: ModelSection
     data: dict[str, Any] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(max_updates=1000))
     eval: EvalSection = field(default_factory=EvalSection)
 
-    def data_config(self) -> TranslationTaskConfig | ClassificationDataConfig:
+    def validate(self) -> None:
+        family_for_task(self.task)  # a ConfigError naming the registered tasks
+
+    @property
+    def family(self) -> Family:
+        return family_for_task(self.task)
+
+    def data_config(self):
         return data_config_for(self.task, self.data)
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
 
 
-def data_config_for(task: str, data: dict[str, Any]) -> TranslationTaskConfig | ClassificationDataConfig:
-    """The typed `data` section of an experiment or pipeline config for `task`."""
-    cls = TranslationTaskConfig if task == "translation" else ClassificationDataConfig
-    return from_dict(cls, data, "data")
+def data_config_for(task: str, data: dict[str, Any]):
+    """The typed `data` section of an experiment or pipeline config for `task` (its family's)."""
+    return from_dict(family_for_task(task).data_config_class, data, "data")
 
 
 def load_experiment(path_or_name: str, overrides: list[str] = ()) -> Experiment:
-    path = resolve_preset(path_or_name, CONFIG_DIR / "experiments", "experiment config")
+    path = resolve_preset(path_or_name, "experiments", "experiment config")
     exp = from_dict(Experiment, apply_overrides(load_yaml(path), list(overrides)))
     # Validate what can be checked without the data now, not after minutes of training.
     exp.data_config()
-    check_model_config(exp.task, exp.model.config)
+    check_model_config(exp.family.model_config_class, exp.model.config)
     check_split(exp.eval.split, exp)
     return exp
 
@@ -78,49 +81,35 @@ def check_split(split: str, exp: Experiment, key: str = "eval.split") -> str:
     return check_split_of(exp.task, exp.data_config(), split, key)
 
 
-def check_split_of(task: str, data: TranslationTaskConfig | ClassificationDataConfig, split: str, key: str) -> str:
+def check_split_of(task: str, data: Any, split: str, key: str) -> str:
     """The same for a task and its typed data section (experiments and pipeline configs)."""
-    names = split_names(task, data)
+    names = family_for_task(task).split_names(data)
     if names is not None and split not in names:
-        where = f" in {data.dir}" if task == "translation" else ""
+        where = f" in {data.dir}" if getattr(data, "dir", None) else ""
         raise ConfigError(f"{key}: {split!r} is not a split of this data ({', '.join(names) or 'none'}{where})")
     return split
 
 
-def split_names(task: str, data: TranslationTaskConfig | ClassificationDataConfig) -> list[str] | None:
-    """The splits a task can evaluate on: train/val/test for classification; for translation the
-    `{split}.{src_lang}` files in data.dir (None while that directory does not exist: the data
-    loader reports that itself, with its fix)."""
-    if task == "classification":
-        return list(IMAGE_SPLITS)
-    directory = Path(data.dir)
-    if not directory.is_dir():
-        return None
-    return sorted(p.name[: -len(data.src_lang) - 1] for p in directory.glob(f"*.{data.src_lang}")
-                  if p.is_file() and not p.name.startswith("."))
-
-
 def resolve_arch(name_or_path: str) -> Arch:
-    path = Path(name_or_path)
-    if not path.is_file():
-        preset = CONFIG_DIR / "archs" / f"{name_or_path}.yaml"
-        if not preset.is_file():
-            names = sorted(p.stem for p in (CONFIG_DIR / "archs").glob("*.yaml"))
-            raise ConfigError(f"model.arch {name_or_path!r} is neither a file nor a preset ({', '.join(names)})")
-        path = preset
+    """An arch preset (e.g. vit_digits_softmax) or the path of an arch.yaml (bare, or the
+    {"arch": ..., "config": ...} file of an exported model)."""
+    try:
+        path = resolve_preset(name_or_path, "archs", "architecture")
+    except ConfigError:
+        raise ConfigError(f"model.arch {name_or_path!r} is neither a file nor a preset "
+                          f"({', '.join(preset_names('archs'))})") from None
     data = load_yaml(path)
     return arch_from_dict(data["arch"] if "arch" in data and "type" not in data else data)
 
 
-def build_task(exp: Experiment) -> TranslationTask | ClassificationTask:
-    cfg = exp.data_config()
-    return TranslationTask(cfg) if exp.task == "translation" else ClassificationTask(cfg)
+def build_task(exp: Experiment):
+    return exp.family.build_task(exp.data_config())
 
 
 def build_experiment_model(exp: Experiment, task, arch: Arch | None = None):
     """The model of `exp` (or of `arch`), initialised from the experiment's seed."""
     arch = arch or resolve_arch(exp.model.arch)
-    if arch.task != task.kind:
-        raise ConfigError(f"model.arch is a {type(arch).__name__} ({arch.task}) but the task is {task.kind}")
+    if family_of(arch) is not exp.family:
+        raise ConfigError(f"model.arch is a {type(arch).__name__} ({family_of(arch).task}) but the task is {exp.task}")
     torch.manual_seed(exp.train.seed)
     return build_model(arch, task.model_config(exp.model.config))

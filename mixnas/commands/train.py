@@ -136,13 +136,15 @@ def _cmd_train(args) -> int:
     init_distributed(exp.train.device)  # no-op outside torchrun
     results = train_experiment(exp, restart=args.restart)
     if "eval" in results:
-        print(_summary_line(results["eval"]))
+        print(_summary_line(results["eval"], exp.family.test_metric))
         print(f"model and results in {exp.train.save_dir}")
     return 0
 
 
-def _summary_line(metrics: dict[str, Any]) -> str:
-    keys = [k for k in ("bleu", "tok_bleu", "accuracy", "loss", "nll") if k in metrics]
+def _summary_line(metrics: dict[str, Any], first: str) -> str:
+    """'split: metric v, ...' with the family's test metric `first`, then the other numbers."""
+    keys = [k for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    keys = sorted(keys, key=lambda k: k != first)
     return f"{metrics.get('split', '')}: " + ", ".join(f"{k} {metrics[k]:.4g}" for k in keys)
 
 
@@ -176,7 +178,7 @@ def _cmd_evaluate(args) -> int:
         model = build_experiment_model(exp, task)
         model.load_state_dict(load_checkpoint(target)["model"])
     metrics = evaluate_model(task, model, exp)
-    print(_summary_line(metrics))
+    print(_summary_line(metrics, exp.family.test_metric))
     if args.json:
         write_json(Path(args.json), metrics)
     return 0
@@ -192,7 +194,7 @@ def add_train_parser(sub) -> None:
 
 
 def add_evaluate_parser(sub) -> None:
-    p = sub.add_parser("evaluate", help="BLEU or accuracy of a trained model")
+    p = sub.add_parser("evaluate", help="the task's metrics (BLEU, accuracy, loss...) of a trained model")
     p.add_argument("--checkpoint", required=True, help="a run's model/ directory, run directory or checkpoint_N.pt")
     p.add_argument("--json", help="also write the metrics to this JSON file")
     p.add_argument("overrides", nargs="*", help="split=NAME, limit=N")

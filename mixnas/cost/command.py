@@ -7,48 +7,54 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from mixnas.families import family_of
 from mixnas.fileio import write_json
-from mixnas.models import build_model, load_model
-from mixnas.space.arch import TransformerArch
+from mixnas.models import load_model
 
-from .flops import count_decode_flops, count_flops
 from .latency import CLOCKS, DEFAULT_STAT, STATS, describe_protocol, measure_latency
 from .params import count_params
 
 
-def cost_report(arch, config, *, src_len: int = 30, tgt_len: int = 30, beam: int = 4,
-                latency: bool = False, model=None, **latency_kwargs: Any) -> dict[str, Any]:
-    """Everything `mixnas cost` prints, as a dict. Latency is measured on `model`, or on a
-    freshly built one (weights do not change it)."""
+def cost_report(arch, config, *, latency: bool = False, model=None, options: dict[str, int] | None = None,
+                **latency_kwargs: Any) -> dict[str, Any]:
+    """Everything `mixnas cost` prints, as a dict: params, then the family's FLOPs entries at
+    `options` (its `cost_options`: lengths, beam...). Latency is measured on `model`, or on a
+    freshly built one (weights do not change it), with the same options."""
+    family = family_of(arch)
+    options = dict(options or {})
     report: dict[str, Any] = {
         "params": count_params(arch, config),
         "params_without_embeddings": count_params(arch, config, include_embeddings=False),
+        **family.cost_report(arch, config, **options),
     }
-    if isinstance(arch, TransformerArch):
-        lengths = {"src_len": src_len, "tgt_len": tgt_len}
-        report.update(lengths, beam=beam,
-                      flops=count_flops(arch, config, **lengths),
-                      flops_without_embeddings=count_flops(arch, config, **lengths, include_embeddings=False),
-                      decode_flops=count_decode_flops(arch, config, **lengths, beam=beam),
-                      decode_flops_without_embeddings=count_decode_flops(arch, config, **lengths, beam=beam,
-                                                                         include_embeddings=False))
-    else:
-        report.update(image_size=config.image_size, flops=count_flops(arch, config),
-                      flops_without_embeddings=count_flops(arch, config, include_embeddings=False))
     if latency:
-        if isinstance(arch, TransformerArch):
-            latency_kwargs.update(src_len=src_len, steps=tgt_len, beam=beam)
-        result = measure_latency(model if model is not None else build_model(arch, config), **latency_kwargs)
+        built = model if model is not None else family.build_model(arch, config)
+        result = measure_latency(built, **latency_kwargs, **options)
         # latency_ms: the protocol's statistic; latency_std_ms: spread of the trimmed runs
         report.update(latency_ms=result.ms, latency_std_ms=result.ms_std, latency_protocol=result.protocol)
     return report
 
 
+def parse_options(items: list[str], aliases: dict[str, int | None]) -> dict[str, int]:
+    """`--option name=value` items (integers) plus the named flags that were given."""
+    options = {k: v for k, v in aliases.items() if v is not None}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        try:
+            value = int(raw)
+        except ValueError:
+            value = None
+        if not sep or not key or value is None:
+            raise ValueError(f"--option {item!r} must look like name=integer, e.g. --option src_len=50")
+        options[key] = value
+    return options
+
+
 def run(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     arch, config = model.arch, model.config
-    report = cost_report(arch, config, src_len=args.src_len, tgt_len=args.tgt_len, beam=args.beam,
-                         latency=args.latency, model=model, device=args.device, threads=args.threads,
+    options = parse_options(args.option, {"src_len": args.src_len, "tgt_len": args.tgt_len, "beam": args.beam})
+    report = cost_report(arch, config, options=options, latency=args.latency, model=model, device=args.device, threads=args.threads,
                          clock=args.clock, stat=args.stat, warmup=args.warmup, runs=args.runs)
     for key, value in report.items():
         if key == "latency_protocol":
@@ -67,9 +73,12 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("cost", help="parameters, FLOPs and latency of an exported model",
                               description=__doc__.splitlines()[0])
     p.add_argument("model", help="directory of an exported model (arch.yaml + model.pt)")
-    p.add_argument("--src-len", type=int, default=30, help="source length (translation; default 30)")
-    p.add_argument("--tgt-len", type=int, default=30, help="target length / decoder steps (default 30)")
-    p.add_argument("--beam", type=int, default=4, help="beam size of the decoding FLOPs and latency (default 4)")
+    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                   help="a cost option of the model's family (sequence lengths, beam...; translation: src_len, "
+                        "tgt_len, beam, default 30/30/4); repeatable")
+    p.add_argument("--src-len", type=int, default=None, help="translation: source length (= --option src_len=N)")
+    p.add_argument("--tgt-len", type=int, default=None, help="translation: target length / decoder steps")
+    p.add_argument("--beam", type=int, default=None, help="translation: beam of the decoding FLOPs and latency")
     p.add_argument("--latency", action="store_true", help="also measure latency (batch 1, HAT's inputs; see --clock, --stat)")
     p.add_argument("--device", default="cpu", help="latency device, e.g. cpu or cuda (default cpu)")
     p.add_argument("--threads", type=int, default=1,

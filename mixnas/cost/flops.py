@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mixnas.space.arch import DecoderLayerArch, TransformerArch, ViTArch
+from mixnas.space.arch import DecoderLayerArch, TransformerArch, ViTArch  # noqa: F401  (formulas below)
 
 from .attention import core_flops
 from .params import EMBEDDING_PARTS, head_dim_of, num_patches
@@ -37,12 +37,6 @@ def projection_flops(lq: int, lkv: int, embed_dim: int, kv_dim: int, qkv_dim: in
 
 def ffn_flops(tokens: int, embed_dim: int, ffn_dim: int) -> int:
     return linear_flops(tokens, embed_dim, ffn_dim) + linear_flops(tokens, ffn_dim, embed_dim)
-
-
-def _check_lengths(**lengths: int) -> None:
-    for name, n in lengths.items():
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"{name} must be a positive integer, got {n!r}")
 
 
 def _memory_len(arch: TransformerArch, layer: DecoderLayerArch, i: int, src_len: int) -> int:
@@ -66,7 +60,7 @@ def encoder_flops(arch: TransformerArch, config: Any, src_len: int) -> dict[str,
     return parts
 
 
-def _translation_flops(arch: TransformerArch, config: Any, src_len: int, tgt_len: int) -> dict[str, int]:
+def translation_flops(arch: TransformerArch, config: Any, src_len: int, tgt_len: int) -> dict[str, int]:
     ee, ed, qkv, opts = arch.encoder_embed_dim, arch.decoder_embed_dim, arch.qkv_dim, config.attention_options
     parts = encoder_flops(arch, config, src_len)
     for i, layer in enumerate(arch.decoder_layers):
@@ -85,7 +79,7 @@ def _translation_flops(arch: TransformerArch, config: Any, src_len: int, tgt_len
     return parts
 
 
-def _decode_flops(arch: TransformerArch, config: Any, src_len: int, tgt_len: int, beam: int) -> dict[str, int]:
+def decode_flops(arch: TransformerArch, config: Any, src_len: int, tgt_len: int, beam: int) -> dict[str, int]:
     ee, ed, qkv, opts = arch.encoder_embed_dim, arch.decoder_embed_dim, arch.qkv_dim, config.attention_options
     parts = encoder_flops(arch, config, src_len)  # batch 1; its output is then copied to the beams
     for i, layer in enumerate(arch.decoder_layers):
@@ -110,7 +104,7 @@ def _decode_flops(arch: TransformerArch, config: Any, src_len: int, tgt_len: int
     return parts
 
 
-def _vit_flops(arch: ViTArch, config: Any) -> dict[str, int]:
+def vit_flops(arch: ViTArch, config: Any) -> dict[str, int]:
     e, patches = arch.embed_dim, num_patches(config)
     tokens = patches + (1 if config.pool == "cls" else 0)
     parts = {"patch_embedding": linear_flops(patches, config.in_channels * config.patch_size ** 2, e)}
@@ -125,40 +119,30 @@ def _vit_flops(arch: ViTArch, config: Any) -> dict[str, int]:
     return parts
 
 
-def flops_breakdown(arch: TransformerArch | ViTArch, config: Any, *, src_len: int | None = None,
-                    tgt_len: int | None = None, decode: bool = False, beam: int = 1) -> dict[str, int]:
-    """FLOPs per named part (see params.EMBEDDING_PARTS for the embedding parts)."""
-    if isinstance(arch, ViTArch):
-        if src_len is not None or tgt_len is not None or decode:
-            raise ValueError("a ViT has no sequence lengths or decoding; its FLOPs are at config.image_size")
-        return _vit_flops(arch, config)
-    if not isinstance(arch, TransformerArch):
-        raise ValueError(f"expected a TransformerArch or ViTArch, got {type(arch).__name__}")
-    src_len = 30 if src_len is None else src_len
-    tgt_len = 30 if tgt_len is None else tgt_len
-    _check_lengths(src_len=src_len, tgt_len=tgt_len, beam=beam)
-    if decode:
-        return _decode_flops(arch, config, src_len, tgt_len, beam)
-    if beam != 1:
-        raise ValueError("beam only applies to decoding; use count_decode_flops")
-    return _translation_flops(arch, config, src_len, tgt_len)
+def flops_breakdown(arch: Any, config: Any, *, decode: bool = False, **options: int) -> dict[str, int]:
+    """FLOPs per named part (see params.EMBEDDING_PARTS for the embedding parts), by the arch's
+    family, at its cost options (`Family.cost_options`: lengths, beam...). `decode`: the
+    family's decoding FLOPs (families with incremental decoding only)."""
+    from mixnas.families import family_of
+    family = family_of(arch)
+    if not decode:
+        return family.flops_breakdown(arch, config, **options)
+    if not hasattr(family, "decode_flops_breakdown"):
+        raise ValueError(f"{family.name} models have no decoding; use count_flops")
+    return family.decode_flops_breakdown(arch, config, **options)
 
 
-def _total(parts: dict[str, int], include_embeddings: bool) -> int:
+def total(parts: dict[str, int], include_embeddings: bool) -> int:
     return sum(v for k, v in parts.items() if include_embeddings or k not in EMBEDDING_PARTS)
 
 
-def count_flops(arch: TransformerArch | ViTArch, config: Any, *, src_len: int | None = None,
-                tgt_len: int | None = None, include_embeddings: bool = True) -> int:
-    """Forward FLOPs of one example: translation teacher-forced at src_len/tgt_len (default
-    30/30), ViT at config.image_size (no lengths)."""
-    return _total(flops_breakdown(arch, config, src_len=src_len, tgt_len=tgt_len), include_embeddings)
+def count_flops(arch: Any, config: Any, *, include_embeddings: bool = True, **options: int) -> int:
+    """Forward FLOPs of one example at the family's cost options (translation: teacher-forced
+    at src_len/tgt_len, default 30/30; ViT: at config.image_size, no options)."""
+    return total(flops_breakdown(arch, config, **options), include_embeddings)
 
 
-def count_decode_flops(arch: TransformerArch, config: Any, *, src_len: int = 30, tgt_len: int = 30,
-                       beam: int = 1, include_embeddings: bool = True) -> int:
-    """Encoder once (batch 1) plus tgt_len incremental decoder steps on `beam` hypotheses."""
-    if not isinstance(arch, TransformerArch):
-        raise ValueError(f"decoding FLOPs need a TransformerArch, got {type(arch).__name__}")
-    return _total(flops_breakdown(arch, config, src_len=src_len, tgt_len=tgt_len, decode=True, beam=beam),
-                  include_embeddings)
+def count_decode_flops(arch: Any, config: Any, *, include_embeddings: bool = True, **options: int) -> int:
+    """Decoding FLOPs (translation: encoder once at batch 1 plus tgt_len incremental decoder
+    steps on `beam` hypotheses, default beam 1)."""
+    return total(flops_breakdown(arch, config, decode=True, **options), include_embeddings)

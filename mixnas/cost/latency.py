@@ -52,6 +52,8 @@ from typing import Any, Callable, Literal
 import torch
 from torch import nn
 
+from mixnas.families import family_of
+
 Clock = Literal["oncpu", "cpu", "wall"]
 Stat = Literal["min", "median", "trimmed_mean"]
 SCHEDSTAT = "/proc/thread-self/schedstat"  # Linux: "<ns on cpu> <ns waiting on a runqueue> <slices>"
@@ -228,34 +230,12 @@ def time_ms(fn: Callable[[], Any], clock: str = "wall", device: str | torch.devi
     return (now() - start) / 1e6
 
 
-def _first_token_id(config: Any) -> int:
-    """Smallest id that is not a special token, so random sources contain no padding."""
-    return max(config.pad_id, config.bos_id, config.eos_id) + 1
-
-
-def translation_step(model: nn.Module, src_tokens: torch.Tensor, steps: int, beam: int) -> None:
-    """Encoder once, then `steps` decoder steps on `beam` hypotheses with beam reordering."""
-    cfg = model.config
-    enc = model.encode(src_tokens)
-    enc = model.reorder_encoder_out(enc, torch.zeros(beam, dtype=torch.long, device=src_tokens.device))
-    tokens = torch.full((beam, 1), cfg.bos_id, dtype=torch.long, device=src_tokens.device)
-    scores = torch.zeros(beam, device=src_tokens.device)
-    states = None
-    for _ in range(steps):
-        logits, states = model.decode(tokens, enc, states=states, return_states=True)
-        lprobs = torch.log_softmax(logits[:, -1].float(), dim=-1)  # (beam, V)
-        vocab = lprobs.shape[-1]
-        top, idx = (scores[:, None] + lprobs).view(-1).topk(beam)
-        rows, tokens = idx // vocab, (idx % vocab)[:, None]
-        scores = top
-        states = model.reorder_states(states, rows)
-
-
 def measure_latency(model: nn.Module, *, device: str | torch.device = "cpu", threads: int | None = 1,
                     clock: str | None = None, stat: str = DEFAULT_STAT, warmup: int = 5, runs: int = 20,
-                    trim: float = 0.1, src_len: int = 30, steps: int = 30, beam: int = 4,
-                    seed: int = 0) -> LatencyResult:
-    """Latency of a translation Transformer (if it has `encode`/`decode`) or a ViT, batch 1.
+                    trim: float = 0.1, seed: int = 0, **options: int) -> LatencyResult:
+    """Latency of a model at batch 1, on its family's workload (`Family.latency_workload`:
+    translation runs the encoder once and `tgt_len` decoder steps on `beam` hypotheses; a ViT
+    one image); `options` are that workload's (e.g. src_len=30, tgt_len=30, beam=4).
 
     The model is moved to `device` and put in eval mode. `threads` sets torch's intra-op
     threads for the measurement only (None: leave as is; the oncpu and cpu clocks need 1).
@@ -276,21 +256,7 @@ def measure_latency(model: nn.Module, *, device: str | torch.device = "cpu", thr
     check_clock(clock, threads, device)
     model = model.to(device).eval()
     gen = torch.Generator().manual_seed(seed)
-    cfg = model.config
-    if hasattr(model, "encode") and hasattr(model, "decode"):
-        if min(src_len, steps, beam) < 1:
-            raise ValueError(f"src_len, steps and beam must be >= 1, got {src_len}, {steps}, {beam}")
-        low = _first_token_id(cfg)
-        if cfg.src_vocab <= low:
-            raise ValueError(f"src_vocab={cfg.src_vocab} has no ordinary tokens beyond the special ids")
-        src = torch.randint(low, cfg.src_vocab, (1, src_len), generator=gen).to(device)
-        fn = lambda: translation_step(model, src, steps, beam)  # noqa: E731
-        protocol = {"task": "translation", "batch": 1, "src_len": src_len, "decoder_steps": steps,
-                    "beam": beam}
-    else:
-        images = torch.randn(1, cfg.in_channels, cfg.image_size, cfg.image_size, generator=gen).to(device)
-        fn = lambda: model(images)  # noqa: E731
-        protocol = {"task": "classification", "batch": 1, "image_size": cfg.image_size}
+    fn, protocol = family_of(model).latency_workload(model, gen, device, **options)
     with _threads(threads), torch.inference_mode():
         for _ in range(warmup):
             fn()

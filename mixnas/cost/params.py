@@ -98,16 +98,13 @@ def num_patches(config: Any) -> int:
     return (config.image_size // config.patch_size) ** 2
 
 
-def params_breakdown(arch: TransformerArch | ViTArch, config: Any) -> dict[str, int]:
-    """Parameters per named part of the model (see EMBEDDING_PARTS)."""
-    if isinstance(arch, TransformerArch):
-        return transformer_params_breakdown(arch, config)
-    if isinstance(arch, ViTArch):
-        return vit_params_breakdown(arch, config)
-    raise ValueError(f"expected a TransformerArch or ViTArch, got {type(arch).__name__}")
+def params_breakdown(arch: Any, config: Any) -> dict[str, int]:
+    """Parameters per named part of the model (see EMBEDDING_PARTS), by the arch's family."""
+    from mixnas.families import family_of
+    return family_of(arch).params_breakdown(arch, config)
 
 
-def count_params(arch: TransformerArch | ViTArch, config: Any, include_embeddings: bool = True) -> int:
+def count_params(arch: Any, config: Any, include_embeddings: bool = True) -> int:
     """Number of parameters of the standalone model `arch` builds with `config`."""
     parts = params_breakdown(arch, config)
     return sum(v for k, v in parts.items() if include_embeddings or k not in EMBEDDING_PARTS)

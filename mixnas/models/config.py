@@ -163,15 +163,15 @@ VIT_RULES: dict[str, Rule] = {
     "num_classes": POSITIVE_INT, "pool": (lambda v: v in ("cls", "mean"), "'cls' or 'mean'"), "dropout": RATE,
     "attention_options": KERNEL_OPTIONS,
 }
-_RULES = {TransformerConfig: TRANSFORMER_RULES, ViTConfig: VIT_RULES}
-TASK_CONFIGS = {"translation": TransformerConfig, "classification": ViTConfig}
+TransformerConfig.RULES = TRANSFORMER_RULES
+ViTConfig.RULES = VIT_RULES
 
 
-def check_model_config(task: str, values: Any, path: str = "model.config") -> None:
-    """Check the keys a user gave in `model.config` (types and ranges) at config load time.
-    The task fills in the rest from the data (vocabulary, image size, classes) when it builds
-    the model, and the checks between fields (patch_size divides image_size...) run then."""
-    cls = TASK_CONFIGS[task]
+def check_model_config(cls: type, values: Any, path: str = "model.config") -> None:
+    """Check the keys a user gave in `model.config` of config class `cls` (a family's
+    model_config_class, with per-field `RULES`: types and ranges) at config load time. The task
+    fills in the rest from the data (vocabulary, image size, classes) when it builds the model,
+    and the checks between fields (patch_size divides image_size...) run then."""
     try:
         from_dict(_partial(cls), values, path)
     except FieldError as e:
@@ -188,6 +188,6 @@ def _partial(cls) -> type:
     fields = [(f.name, hints[f.name], field(default=_UNSET)) for f in dataclasses.fields(cls)]
 
     def validate(self) -> None:
-        _check_fields(self, _RULES[cls], given=lambda key: getattr(self, key) is not _UNSET)
+        _check_fields(self, cls.RULES, given=lambda key: getattr(self, key) is not _UNSET)
 
     return dataclasses.make_dataclass(cls.__name__, fields, namespace={"validate": validate})

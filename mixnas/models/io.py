@@ -11,27 +11,24 @@ from torch import nn
 
 from ..dataconf import load_yaml
 from ..fileio import atomic_torch_save, atomic_write, safe_torch_load
-from ..space.arch import TransformerArch, ViTArch, arch_from_dict
-from .config import TransformerConfig, ViTConfig
-from .transformer import Transformer
-from .vit import ViT
-
-Model = Transformer | ViT
+from ..families import family_of
+from ..space.arch import arch_from_dict
 
 
-def build_model(arch: TransformerArch | ViTArch, config: TransformerConfig | ViTConfig) -> Model:
-    if isinstance(arch, TransformerArch) and isinstance(config, TransformerConfig):
-        return Transformer(arch, config)
-    if isinstance(arch, ViTArch) and isinstance(config, ViTConfig):
-        return ViT(arch, config)
-    raise ValueError(f"architecture {type(arch).__name__} does not go with config {type(config).__name__}; "
-                     f"use TransformerArch + TransformerConfig or ViTArch + ViTConfig")
+def build_model(arch, config) -> nn.Module:
+    """The standalone model of `arch` (any registered family) with its family's model config."""
+    family = family_of(arch)
+    if not isinstance(config, family.model_config_class):
+        raise ValueError(f"architecture {type(arch).__name__} does not go with config {type(config).__name__}; "
+                         f"use a {family.model_config_class.__name__}")
+    return family.build_model(arch, config)
 
 
-def save_model(model: Model, directory: str | Path) -> Path:
+def save_model(model: nn.Module, directory: str | Path) -> Path:
     """Write `arch.yaml` and `model.pt` into `directory` (created if missing)."""
-    if not isinstance(model, (Transformer, ViT)):
-        raise ValueError(f"save_model expects a standalone Transformer or ViT, got {type(model).__name__}; "
+    arch = getattr(model, "arch", None)
+    if arch is None or hasattr(model, "set_arch"):  # a supernet has set_arch; a standalone model does not
+        raise ValueError(f"save_model expects a standalone model, got {type(model).__name__}; "
                          f"extract a sub-network from a supernet first")
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
@@ -52,7 +49,7 @@ def load_model(directory: str | Path, map_location: str | torch.device = "cpu") 
     if set(meta) != {"arch", "config"}:
         raise ValueError(f"{arch_file} must hold exactly the keys 'arch' and 'config'")
     arch = arch_from_dict(meta["arch"])
-    config_cls = TransformerConfig if isinstance(arch, TransformerArch) else ViTConfig
+    config_cls = family_of(arch).model_config_class
     model = build_model(arch, config_cls.from_dict(meta["config"], f"{arch_file}: config"))
     state = safe_torch_load(weights, "model weights", "retrain the model or restore the file", map_location)
     _load_state(model, state, weights)

@@ -27,17 +27,19 @@ from pathlib import Path
 from typing import Any
 
 from ..cost import count_flops, count_params, measure_latency, protocol_differences
+from ..families import family_of
 from ..fileio import atomic_write_text, read_json, write_json
 from ..space import arch_from_dict
 from .config import PipelineConfig
 from .scoring import fixed_archs, load_supernet, score
 
-METRICS = {"classification": ("loss", "accuracy"), "translation": ("loss", "nll")}
 COST_COLUMNS = ("flops", "flops_no_emb", "params", "params_no_emb", "latency_ms", "latency_std_ms")
 
 
-def collect_columns(space, task_kind: str) -> list[str]:
-    return (["index", "arch", "score"] + [f"val_{m}" for m in METRICS[task_kind]] + list(COST_COLUMNS)
+def collect_columns(space) -> list[str]:
+    """The CSV header: the space's family's validation metrics, costs, then the arch features."""
+    metrics = family_of(space).val_metrics
+    return (["index", "arch", "score"] + [f"val_{m}" for m in metrics] + list(COST_COLUMNS)
             + [f"feat:{name}" for name in space.feature_names()])
 
 
@@ -51,7 +53,7 @@ def collect(cfg: PipelineConfig, supernet_path: str | Path, out_csv: str | Path,
         raise ValueError(f"the number of architectures must be >= 1, got {total}")
     task, space, supernet = load_supernet(cfg, supernet_path)
     model_config = task.model_config(cfg.model.config)
-    columns = collect_columns(space, task.kind)
+    columns = collect_columns(space)
     archs = fixed_archs(space, cfg.seed, total, "collect")
     out = Path(out_csv)
     rows = read_rows(out, columns) if out.exists() else []
@@ -103,7 +105,7 @@ def _row(index: int, arch, task, space, supernet, model_config,
     metrics = score(task, supernet, c.score_limit)
     row: dict[str, Any] = {"index": index, "arch": json.dumps(arch.to_dict(), sort_keys=True),
                            "score": metrics["score"]}
-    row.update({f"val_{m}": metrics[m] for m in METRICS[task.kind]})
+    row.update({f"val_{m}": metrics[m] for m in family_of(space).val_metrics})
     row.update(flops=count_flops(arch, model_config), flops_no_emb=count_flops(arch, model_config, include_embeddings=False),
                params=count_params(arch, model_config),
                params_no_emb=count_params(arch, model_config, include_embeddings=False),

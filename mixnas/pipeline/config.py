@@ -207,7 +207,7 @@ class RankCheckSection:
 
 @dataclass
 class PipelineConfig:
-    task: Literal["translation", "classification"]
+    task: str  # a registered family's task: translation, classification, ...
     data: dict[str, Any] = field(default_factory=dict)
     model: ModelSection = field(default_factory=ModelSection)
     run_dir: str = "runs/pipeline"
@@ -222,6 +222,8 @@ class PipelineConfig:
     threads: int | None = None  # torch.set_num_threads for every step; 1 for tiny CPU models
 
     def validate(self) -> None:
+        from ..families import family_for_task
+        family_for_task(self.task)  # one line naming the registered tasks
         train = self.supernet.train
         for name, value in (("save_dir", self.supernet_dir), ("seed", self.seed)):
             given, default = getattr(train, name), getattr(_DEFAULT_TRAIN, name)
@@ -254,11 +256,12 @@ class PipelineConfig:
 
 def load_pipeline_config(path_or_name: str, overrides: list[str] = ()) -> PipelineConfig:
     from ..experiment import check_split_of  # lazy: experiment imports models and tasks
+    from ..families import family_for_task
     from ..models.config import check_model_config
-    path = resolve_preset(path_or_name, CONFIG_DIR / "pipelines", "pipeline config")
+    path = resolve_preset(path_or_name, "pipelines", "pipeline config")
     cfg = from_dict(PipelineConfig, apply_overrides(load_yaml(path), list(overrides)))
     # Validate what can be checked without the data now, not after minutes of work.
     data = cfg.data_config()
-    check_model_config(cfg.task, cfg.model.config)
+    check_model_config(family_for_task(cfg.task).model_config_class, cfg.model.config)
     check_split_of(cfg.task, data, cfg.retrain.split, "retrain.split")
     return cfg

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cost.latency import describe_protocol
+from ..families import family_for_task
 from ..fileio import read_json
 from ..rundir import write_if_changed
 from .config import PipelineConfig
@@ -23,12 +24,11 @@ from .plots import plot_pareto
 from .search_step import KIND_LETTERS, attention_code, cosformer_fraction
 from .verdict import mean_std, verdict_lines
 
-TEST_METRIC = {"classification": "accuracy", "translation": "bleu"}
 
 
 def build_rows(cfg: PipelineConfig, searcher, targets: list[tuple[str, Any]],
                retrained: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    metric = TEST_METRIC[cfg.task]
+    metric = family_for_task(cfg.task).test_metric
     rows = []
     for name, arch in targets:
         try:
@@ -55,12 +55,14 @@ def build_rows(cfg: PipelineConfig, searcher, targets: list[tuple[str, Any]],
 def write_report(cfg: PipelineConfig, searcher, rows: list[dict[str, Any]], search: dict[str, Any],
                  timings: dict[str, float], rank_check: dict[str, Any] | None = None) -> dict[str, Any]:
     run_dir = Path(cfg.run_dir)
-    metric = TEST_METRIC[cfg.task]
+    family = family_for_task(cfg.task)
+    metric = family.test_metric
     predictors = {k: _read_optional(predictors_dir(cfg) / k / "metrics.json") for k in ("score", "latency")}
     supernet = _read_optional(cfg.supernet_dir / "summary.json") or {}
     in_space = [r for r in rows if r["predicted_score"] is not None]
     results = {
-        "task": cfg.task, "test_metric": metric, "split": cfg.retrain.split, "rows": rows,
+        "task": cfg.task, "test_metric": metric, "test_higher_is_better": family.test_higher_is_better,
+        "split": cfg.retrain.split, "rows": rows,
         "predictors": predictors,
         "supernet": {"updates": supernet.get("step"), "stopped_early": supernet.get("stopped_early"),
                      "rank_taus": supernet.get("rank_taus", [])},

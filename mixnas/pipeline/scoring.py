@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from ..fileio import safe_torch_load
+from ..families import family_for_task, family_of
 from ..space import SearchSpace
-from ..supernet import SupernetTransformer, SupernetViT
 from .config import PipelineConfig
 
 SUPERNET_FILE, SPACE_FILE = "supernet.pt", "space.yaml"
@@ -31,27 +31,24 @@ def fixed_archs(space: SearchSpace, seed: int, count: int, purpose: str) -> list
 
 
 def build_task(cfg: PipelineConfig):
-    from ..tasks.translation.task import TranslationTask
-    from ..tasks.vision.task import ClassificationTask
-    data = cfg.data_config()
-    return TranslationTask(data) if cfg.task == "translation" else ClassificationTask(data)
+    return family_for_task(cfg.task).build_task(cfg.data_config())
 
 
 def load_space(cfg: PipelineConfig, supernet_dir: Path | None = None) -> SearchSpace:
     """The space stored beside trained supernet weights if there is one, else the config's."""
     stored = supernet_dir / SPACE_FILE if supernet_dir is not None else None
     space = SearchSpace.load(stored if stored is not None and stored.is_file() else cfg.supernet.space)
-    expected = "vit" if cfg.task == "classification" else "transformer"
-    if space.kind != expected:
-        raise ValueError(f"supernet.space {cfg.supernet.space!r} is a {space.kind} space but the task is "
+    expected = family_for_task(cfg.task).name
+    if family_of(space).name != expected:
+        raise ValueError(f"supernet.space {cfg.supernet.space!r} is a {family_of(space).name} space but the task is "
                          f"{cfg.task}; choose a {expected} space")
     return space
 
 
 def build_supernet(cfg: PipelineConfig, task, space: SearchSpace) -> nn.Module:
     torch.manual_seed(cfg.seed)  # the initial weights are part of the run's seed
-    cls = SupernetViT if cfg.task == "classification" else SupernetTransformer
-    return cls.from_space(space, task.model_config(cfg.model.config), share_projections=cfg.supernet.share_projections)
+    return family_of(space).build_supernet(space, task.model_config(cfg.model.config),
+                                           share_projections=cfg.supernet.share_projections)
 
 
 def load_supernet(cfg: PipelineConfig, supernet_path: str | Path):
@@ -79,12 +76,9 @@ def load_supernet(cfg: PipelineConfig, supernet_path: str | Path):
 
 
 def score(task, model: nn.Module, limit: int | None) -> dict[str, Any]:
-    """The task's validation metrics on the first `limit` examples (classification) or batches
-    (translation) of the val split, plus "score": the metric a search optimises."""
-    if task.kind == "translation":
-        metrics = task.validation_loss(model, "val", max_batches=limit)
-    else:
-        metrics = task.evaluate(model, "val", limit)
+    """The task's validation metrics on the head of the val split that `limit` names (examples
+    for classification, batches for translation), plus "score": the metric a search optimises."""
+    metrics = task.score_metrics(model, limit)
     key, _ = task.score_key()
     return {"score": float(metrics[key]), **{k: float(v) for k, v in metrics.items()}}
 

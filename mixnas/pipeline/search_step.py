@@ -28,6 +28,7 @@ distinct evaluated architectures, NSGA-II's included), `random_control` and `nsg
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,7 +36,8 @@ from ..cost import count_flops, count_params
 from ..fileio import read_json, write_json
 from ..search import CallableObjective, Constraint, NSGA2Config, PredictorObjective, build_searcher, feasible_mask
 from ..space import SearchSpace
-from ..space.arch import ViTArch, arch_from_dict
+from ..space.arch import arch_from_dict
+from ..space.genes import KIND_GENES
 from .config import PipelineConfig
 from .predict import load_fitted
 from .scoring import build_task, higher_is_better, load_space, load_supernet, score
@@ -48,24 +50,34 @@ NSGA2 = "nsga2"
 
 
 # ---------------------------------------------------------------- describing archs
+def layer_stacks(arch) -> dict[str, tuple]:
+    """The per-layer lists of any family's architecture, by field name (a ViT's `layers`; a
+    Transformer's `encoder_layers` and `decoder_layers`), in field order."""
+    return {f.name: getattr(arch, f.name) for f in dataclasses.fields(arch)
+            if isinstance(getattr(arch, f.name), tuple) and getattr(arch, f.name)
+            and dataclasses.is_dataclass(getattr(arch, f.name)[0])}
+
+
+def _kinds_of(layer) -> list[str]:
+    return [getattr(layer, gene) for gene in KIND_GENES if hasattr(layer, gene)]
+
+
 def layer_kinds(arch) -> list[str]:
-    """Every attention module's kind: ViT layers; encoder self, decoder self and cross."""
-    if isinstance(arch, ViTArch):
-        return [layer.attention for layer in arch.layers]
-    return ([layer.attention for layer in arch.encoder_layers]
-            + [k for layer in arch.decoder_layers for k in (layer.attention, layer.cross_attention)])
+    """Every attention module's kind, stack by stack (decoder layers: self, then cross)."""
+    return [kind for layers in layer_stacks(arch).values() for layer in layers for kind in _kinds_of(layer)]
 
 
 def attention_code(arch) -> str:
-    """Compact per-layer attention kinds: 'S C C' for a ViT (S softmax, C cosFormer,
-    R relative-position softmax, L linear), 'enc S S C | dec S:C C:C' for a Transformer
-    (decoder layers as self:cross)."""
+    """Compact per-layer attention kinds: 'S C C' for one stack (S softmax, C cosFormer,
+    R relative-position softmax, L linear), 'enc S S C | dec S:C C:C' for several (stack names
+    shortened to three letters; a layer with several attentions as self:cross)."""
     letter = lambda kind: KIND_LETTERS.get(kind, kind)  # noqa: E731
-    if isinstance(arch, ViTArch):
-        return " ".join(letter(layer.attention) for layer in arch.layers)
-    enc = " ".join(letter(layer.attention) for layer in arch.encoder_layers)
-    dec = " ".join(f"{letter(layer.attention)}:{letter(layer.cross_attention)}" for layer in arch.decoder_layers)
-    return f"enc {enc} | dec {dec}"
+    stacks = layer_stacks(arch)
+    parts = []
+    for name, layers in stacks.items():
+        code = " ".join(":".join(letter(k) for k in _kinds_of(layer)) for layer in layers)
+        parts.append(code if len(stacks) == 1 else f"{name.removesuffix('_layers')[:3]} {code}")
+    return " | ".join(parts)
 
 
 def cosformer_fraction(arch) -> float:
@@ -75,13 +87,12 @@ def cosformer_fraction(arch) -> float:
 
 def restricted_space(space: SearchSpace, kind: str) -> SearchSpace:
     """The same space with every attention-kind choice narrowed to `kind`."""
-    d = space.to_dict()
-    if space.kind == "transformer":
-        d["encoder"]["attention"] = [kind]
-        d["decoder"]["attention"] = [kind]
-        d["decoder"]["cross_attention"] = [kind]
-    else:
-        d["attention"] = [kind]
+    def narrow(node):
+        if isinstance(node, dict):
+            return {k: [kind] if k in KIND_GENES else narrow(v) for k, v in node.items()}
+        return node
+
+    d = narrow(space.to_dict())
     d["name"] = f"{space.name}-all-{kind}"
     return SearchSpace.from_dict(d, source=f"{space.name} restricted to {kind}")
 

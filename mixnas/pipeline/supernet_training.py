@@ -111,11 +111,7 @@ def supernet_training_task(cfg: PipelineConfig, task, space, supernet: nn.Module
     base = task.training_task(supernet, seed, validate_split=None)
     distill_mask = None
     if sn.distill:  # config validation guarantees the sandwich rule: the largest comes first
-        if task.kind == "translation":
-            from ..tasks.translation.tokenizer import PAD_ID
-            distill_mask = lambda batch: batch.target.ne(PAD_ID)  # noqa: E731
-        else:
-            distill_mask = lambda batch: None  # noqa: E731
+        distill_mask = task.distill_mask
     train_task = SupernetTrainingTask(supernet, base.train_batches, base.loss_fn, reduce_fn=base.reduce_fn,
                                       archs_for_step=archs_for_step, distill_mask=distill_mask)
     ranked = fixed_archs(space, seed, sn.early_stop_archs, "early-stop") if sn.early_stop_tau else []

@@ -39,24 +39,33 @@ def _row(rows: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
     return next((r for r in rows if r["name"] == name), None)
 
 
-def recommendation(rows: list[dict[str, Any]], limits: dict[str, float], metric: str) -> list[str]:
+def gain(a: dict[str, Any], b: dict[str, Any], metric: str, higher: bool = True) -> float:
+    """How much better row a scores than row b (positive: a is better), whichever way the metric goes."""
+    diff = a[f"test_{metric}"] - b[f"test_{metric}"]
+    return diff if higher else -diff
+
+
+def recommendation(rows: list[dict[str, Any]], limits: dict[str, float], metric: str,
+                   higher: bool = True) -> list[str]:
     feasible = [r for r in rows if within_constraints(r, limits)]
     if not feasible:
         return ["No retrained model meets the constraints."]
-    best = max(feasible, key=lambda r: r[f"test_{metric}"])
+    sign = 1 if higher else -1
+    best = max(feasible, key=lambda r: sign * r[f"test_{metric}"])
     text = [f"**Use `{best['name']}`** ({best['attention']}): {metric} {best[f'test_{metric}']:.4g} "
             f"± {best[f'test_{metric}_std']:.2g} over {len(best['test_scores'])} seed(s), "
             f"{best['flops']:,} FLOPs, {best['latency_ms']:.3f} ms measured."]
     ties = [r["name"] for r in feasible if r is not best and not beyond_spread(r, best, metric)]
     if ties:
         text.append(f"Within the seed spread of it: {', '.join(ties)} (pick the cheapest of these if cost matters more).")
-    better = [r for r in rows if r not in feasible and r[f"test_{metric}"] > best[f"test_{metric}"]]
+    better = [r for r in rows if r not in feasible and gain(r, best, metric, higher) > 0]
     if better:
-        text.append(f"Outside the constraints, {', '.join(r['name'] for r in better)} score(s) higher.")
+        text.append(f"Outside the constraints, {', '.join(r['name'] for r in better)} score(s) better.")
     return text
 
 
-def trust(results: dict[str, Any], rows: list[dict[str, Any]], metric: str, early_stop_tau: float) -> list[str]:
+def trust(results: dict[str, Any], rows: list[dict[str, Any]], metric: str, early_stop_tau: float,
+          higher: bool = True) -> list[str]:
     out = []
     check = results.get("rank_check")
     if check and check.get("tau") is not None:
@@ -79,26 +88,26 @@ def trust(results: dict[str, Any], rows: list[dict[str, Any]], metric: str, earl
         out.append("Supernet: ranking stability not measured (early_stop_tau: 0).")
     mixed, random = _row(rows, "searched-mixed"), _row(rows, "searched-random")
     if mixed and random:
-        gap = mixed[f"test_{metric}"] - random[f"test_{metric}"]
+        gap = gain(mixed, random, metric, higher)
         spread = "beyond" if beyond_spread(mixed, random, metric) else "within"
         verdict = ("evolution beat random search" if gap > 0 and spread == "beyond" else
                    "evolution did NOT beat random search" if gap <= 0 else
                    "evolution's lead over random search is within the seed spread")
         out.append(f"Random control: searched-mixed {mixed[f'test_{metric}']:.4g} vs searched-random "
-                   f"{random[f'test_{metric}']:.4g} retrained ({gap:+.3g}, {spread} the seed spread): {verdict}.")
+                   f"{random[f'test_{metric}']:.4g} retrained ({gap:+.3g} {'better' if gap > 0 else 'worse'}, {spread} the seed spread): {verdict}.")
     return out
 
 
-def paper_claim(rows: list[dict[str, Any]], metric: str) -> list[str]:
+def paper_claim(rows: list[dict[str, Any]], metric: str, higher: bool = True) -> list[str]:
     """The paper's claim: mixed matches all-softmax's accuracy at lower cost and clearly beats
     all-cosFormer. Says whether that holds here, with the numbers."""
     mixed, soft, cos = (_row(rows, f"searched-{n}") for n in ("mixed", "all-softmax", "all-cosformer"))
     if not (mixed and soft and cos):
         return []
     m, s, c = (r[f"test_{metric}"] for r in (mixed, soft, cos))
-    matches = m >= s or not beyond_spread(mixed, soft, metric)
-    better = m > s and beyond_spread(mixed, soft, metric)
-    beats = m > c and beyond_spread(mixed, cos, metric)
+    matches = gain(mixed, soft, metric, higher) >= 0 or not beyond_spread(mixed, soft, metric)
+    better = gain(mixed, soft, metric, higher) > 0 and beyond_spread(mixed, soft, metric)
+    beats = gain(mixed, cos, metric, higher) > 0 and beyond_spread(mixed, cos, metric)
     cost = mixed["flops"] / soft["flops"] if soft["flops"] else float("nan")
     # Both searches fill the same FLOPs limit, so "lower cost" often cannot show; being more
     # accurate beyond the seed spread under the same limit is the equal-budget form of the claim.
@@ -113,10 +122,10 @@ def paper_claim(rows: list[dict[str, Any]], metric: str) -> list[str]:
 
 
 def verdict_lines(results: dict[str, Any], rows: list[dict[str, Any]], early_stop_tau: float) -> list[str]:
-    metric = results["test_metric"]
-    lines = ["## Verdict", "", *recommendation(rows, results["constraints"], metric), ""]
-    lines += [f"- {line}" for line in trust(results, rows, metric, early_stop_tau)]
-    lines += [f"- {line}" for line in paper_claim(rows, metric)]
+    metric, higher = results["test_metric"], results.get("test_higher_is_better", True)
+    lines = ["## Verdict", "", *recommendation(rows, results["constraints"], metric, higher), ""]
+    lines += [f"- {line}" for line in trust(results, rows, metric, early_stop_tau, higher)]
+    lines += [f"- {line}" for line in paper_claim(rows, metric, higher)]
     seeds = {len(r["test_scores"]) for r in rows}
     if seeds == {1}:
         lines.append("- One seed per row: no seed spread, so no difference can be called significant.")

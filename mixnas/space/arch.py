@@ -46,8 +46,6 @@ class TransformerArch:
     decoder_layers: tuple[DecoderLayerArch, ...]
     qkv_dim: int = 512  # width of q/k/v projections; head size = qkv_dim // heads
 
-    task = "translation"
-
     def to_dict(self) -> dict[str, Any]:
         return {"type": "transformer", **_plain(asdict(self))}
 
@@ -80,8 +78,6 @@ class ViTArch:
     layers: tuple[ViTLayerArch, ...]
     head_dim: int = 64
 
-    task = "classification"
-
     def to_dict(self) -> dict[str, Any]:
         return {"type": "vit", **_plain(asdict(self))}
 
@@ -93,14 +89,16 @@ class ViTArch:
                    head_dim=_int(d, "head_dim", 64))
 
 
-Arch = TransformerArch | ViTArch
-_TYPES = {"transformer": TransformerArch, "vit": ViTArch}
+Arch = Any  # an architecture of any registered model family (mixnas.families)
 
 
 def arch_from_dict(d: dict[str, Any]) -> Arch:
-    if not isinstance(d, dict) or d.get("type") not in _TYPES:
-        raise ValueError(f"architecture needs 'type' in {sorted(_TYPES)}, got {d.get('type') if isinstance(d, dict) else d!r}")
-    return _TYPES[d["type"]].from_dict(d)
+    """The architecture of the family named by d["type"] (transformer, vit, ...)."""
+    from mixnas.families import families
+    types = {family.name: family.arch_class for family in families()}
+    if not isinstance(d, dict) or d.get("type") not in types:
+        raise ValueError(f"architecture needs 'type' in {sorted(types)}, got {d.get('type') if isinstance(d, dict) else d!r}")
+    return types[d["type"]].from_dict(d)
 
 
 def arch_to_yaml(arch: Arch) -> str:

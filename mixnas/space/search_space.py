@@ -17,7 +17,6 @@ import os
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, fields
-from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -30,20 +29,18 @@ from .arch import Arch, DecoderLayerArch, EncoderLayerArch, TransformerArch, ViT
 from .genes import DecoderChoices, StackChoices
 
 
-def _preset_dir():
-    return resources.files("mixnas") / "configs" / "spaces"
-
-
 class SearchSpace(ABC):
-    """Base of `TransformerSpace` and `ViTSpace`; `load`/`from_dict` pick the right one."""
+    """Base of every family's space (`TransformerSpace`, `ViTSpace`, ...); `load`/`from_dict`
+    pick the right one by the YAML's `type` key (the family's name)."""
 
-    kind: ClassVar[str]  # "transformer" or "vit": the `type` key of the YAML and of architectures
+    kind: ClassVar[str]  # the family's name: the `type` key of the YAML and of architectures
     name: str
 
     # ------------------------------------------------------------ loading and saving
     @classmethod
     def presets(cls) -> list[str]:
-        return sorted(p.name[:-5] for p in _preset_dir().iterdir() if p.name.endswith(".yaml"))
+        from ..dataconf import preset_names
+        return preset_names("spaces")
 
     @classmethod
     def load(cls, name_or_path: str | os.PathLike) -> "SearchSpace":
@@ -55,10 +52,12 @@ class SearchSpace(ABC):
                 raise ValueError(f"search space file {path} does not exist")
             text, source, default_name = path.read_text(), str(path), path.stem
         else:
-            preset = _preset_dir() / f"{text_name}.yaml"
-            if not preset.is_file():
+            from ..dataconf import ConfigError, resolve_preset
+            try:
+                preset = resolve_preset(text_name, "spaces", "search space")
+            except ConfigError:
                 raise ValueError(f"unknown search space {text_name!r}; presets: {', '.join(cls.presets())} "
-                                 f"(or give the path of a YAML file)")
+                                 f"(or give the path of a YAML file)") from None
             text, source, default_name = preset.read_text(), f"preset {text_name!r}", text_name
         try:
             data = yaml.safe_load(text)
@@ -72,7 +71,8 @@ class SearchSpace(ABC):
     def from_dict(cls, d: dict, *, source: str = "search space") -> "SearchSpace":
         if not isinstance(d, dict):
             raise ValueError(f"{source} must be a mapping, got {type(d).__name__}")
-        types = {sub.kind: sub for sub in (TransformerSpace, ViTSpace)}
+        from mixnas.families import families
+        types = {family.name: family.space_class for family in families()}
         kind = d.get("type")
         if kind not in types:
             raise ValueError(f"{source} needs 'type' in {sorted(types)}, got {kind!r}")

@@ -9,6 +9,7 @@ import torch
 from cost_archs import TRANSLATION, VISION
 from torch import nn
 
+from mixnas.space.arch import ViTArch, ViTLayerArch
 from mixnas.cost import (LatencyResult, check_clock, describe_protocol, latency_statistic, measure_latency,
                          protocol_differences, summarize, trimmed)
 from mixnas.cost.latency import CLOCKS, DEFAULT_STAT, OnCpuClock, default_clock
@@ -48,7 +49,7 @@ def check_result(result: LatencyResult, runs: int, kept: int):
 def test_translation_latency_on_a_tiny_model():
     arch, config, *_ = TRANSLATION["prenorm-shared-3-cross"]
     result = measure_latency(Transformer(arch, config), threads=1, warmup=1, runs=10, src_len=8,
-                             steps=5, beam=4)
+                             tgt_len=5, beam=4)
     check_result(result, runs=10, kept=8)
     assert result.protocol["task"] == "translation" and result.protocol["beam"] == 4
     assert result.protocol["decoder_steps"] == 5 and result.protocol["threads"] == 1
@@ -97,6 +98,7 @@ class SleepyModel(nn.Module):
         super().__init__()
         self.seconds = seconds
         self.config = SimpleNamespace(in_channels=1, image_size=2)
+        self.arch = ViTArch(embed_dim=2, layers=(ViTLayerArch(ffn_dim=2, heads=1, attention="softmax"),))  # its family
 
     def forward(self, images):
         time.sleep(self.seconds)

@@ -47,10 +47,10 @@ def test_direct_construction_is_checked_too():
 
 def test_early_check_covers_only_the_given_keys():
     # patch_size 7 suits 28x28 Fashion-MNIST: the image size comes from the data, later
-    check_model_config("classification", {"patch_size": 7})
-    check_model_config("translation", {"dropout": 0.3})  # the vocabulary comes from the tokenizer, later
+    check_model_config(ViTConfig, {"patch_size": 7})
+    check_model_config(TransformerConfig, {"dropout": 0.3})  # the vocabulary comes from the tokenizer, later
     with pytest.raises(ConfigError, match=r"model.config.src_vocab: expected an integer, got 'big'"):
-        check_model_config("translation", {"src_vocab": "big"})
+        check_model_config(TransformerConfig, {"src_vocab": "big"})
 
 
 @pytest.mark.parametrize("override, message", [

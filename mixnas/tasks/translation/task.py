@@ -81,6 +81,15 @@ class TranslationTask:
         """Label-smoothed loss and NLL per target token (the search's translation score)."""
         return self.reduce(sum_stats(model, self.batches(split, train=False), self.loss, max_batches))
 
+    def score_metrics(self, model: nn.Module, limit: int | None = None) -> dict[str, float]:
+        """What a search scores a sub-network by: the validation loss on the first `limit` batches."""
+        return self.validation_loss(model, "val", max_batches=limit)
+
+    @staticmethod
+    def distill_mask(batch: TranslationBatch) -> torch.Tensor:
+        """Target positions that are not padding: the ones distillation compares."""
+        return batch.target.ne(PAD_ID)
+
     def evaluate(self, model: nn.Module, split: str = "test", limit: int | None = None,
                  beam: BeamConfig | None = None) -> dict[str, Any]:
         """Validation loss, then beam search and BLEU (sacreBLEU detokenized, and tokenized with

@@ -66,6 +66,15 @@ class ClassificationTask:
         """Mean cross-entropy and top-1 accuracy on `split` (first `limit` examples if given)."""
         return self.reduce(sum_stats(model, self.batches(split, train=False, limit=limit), self.loss))
 
+    def score_metrics(self, model: nn.Module, limit: int | None = None) -> dict[str, float]:
+        """What a search scores a sub-network by: loss and accuracy on the first `limit` val images."""
+        return self.evaluate(model, "val", limit)
+
+    @staticmethod
+    def distill_mask(batch) -> None:
+        """Every image counts in distillation."""
+        return None
+
     def training_task(self, model: nn.Module, seed: int, *, validate_split: str | None = "val",
                       before_step: Callable[[nn.Module, int], None] | None = None) -> TrainingTask:
         validate = (lambda m: self.evaluate(m, validate_split)) if validate_split else None

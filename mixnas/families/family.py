@@ -1,0 +1,93 @@
+"""What a model family is: everything specific to one model shape, behind one small interface.
+
+A family bundles the architecture type, its search space, the standalone model and the
+supernet (which share one forward), the cost formulas, the latency workload, and the task glue
+(data, loss, metric). The pipeline, `mixnas train/evaluate/cost`, the report and the searches
+talk to a family only through `Family` and the task object it builds, and never branch on
+which family it is. A family is a package under `mixnas/families/` whose `__init__.py` calls
+`register(TheFamily())`; its presets live in its own `configs/{archs,spaces,experiments,
+pipelines}` folders. `mixnas/families/lm/` is the worked example of adding one.
+
+The task object a family builds (`build_task`) provides:
+    model_config(overrides: dict) -> config   model.config completed from the data (vocabulary...)
+    training_task(model, seed, *, validate_split="val", before_step=None) -> TrainingTask
+    score_metrics(model, limit) -> dict       validation metrics on a fixed head of the val split
+    score_key() -> (metric name, higher_is_better)   what a search optimises among score_metrics
+    evaluate(model, split, limit) -> dict     the full evaluation; holds `Family.test_metric`
+    distill_mask(batch) -> bool Tensor | None which output positions count in distillation
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, ClassVar
+
+
+class Family:
+    """Subclass, set the class attributes and implement the methods that raise below."""
+
+    name: ClassVar[str]                  # the `type:` key of its architectures and search spaces
+    task: ClassVar[str]                  # the `task:` key of experiment and pipeline configs
+    arch_class: ClassVar[type]           # typed architecture: to_dict() / from_dict(d)
+    space_class: ClassVar[type]          # a mixnas.space.SearchSpace subclass
+    data_config_class: ClassVar[type]    # the typed `data:` section (a dataclass)
+    model_config_class: ClassVar[type]   # the typed `model.config` (a dataclass with from_dict, RULES)
+    test_metric: ClassVar[str]           # the report's metric of a retrained model (a key of evaluate)
+    test_higher_is_better: ClassVar[bool] = True
+    val_metrics: ClassVar[tuple[str, ...]] = ("loss",)  # score_metrics keys kept by `collect`
+    # Options of FLOPs and latency (sequence lengths, beam...): name -> default. `mixnas cost
+    # --option name=value` and the latency protocol take them.
+    cost_options: ClassVar[dict[str, int]] = {}
+
+    # ------------------------------------------------------------ building
+    def build_task(self, data_config: Any) -> Any:
+        raise NotImplementedError
+
+    def build_model(self, arch: Any, config: Any) -> Any:
+        """The standalone model (an nn.Module with `.arch` and `.config`)."""
+        raise NotImplementedError
+
+    def build_supernet(self, space: Any, config: Any, share_projections: bool = False) -> Any:
+        """The weight-sharing supernet of `space`: set_arch(arch), extract(arch), forward as the model."""
+        raise NotImplementedError
+
+    def split_names(self, data_config: Any) -> list[str] | None:
+        """The splits `evaluate` accepts (None while they cannot be known yet)."""
+        return ["train", "val", "test"]
+
+    # ------------------------------------------------------------ cost
+    def params_breakdown(self, arch: Any, config: Any) -> dict[str, int]:
+        """Parameters of the standalone model per named part (mixnas.cost.EMBEDDING_PARTS are
+        the embedding parts that `include_embeddings=False` leaves out)."""
+        raise NotImplementedError
+
+    def flops_breakdown(self, arch: Any, config: Any, **options: int) -> dict[str, int]:
+        """Forward FLOPs of one example per named part (2 x multiply-adds of matrix products,
+        as torch's FlopCounterMode counts), at `cost_options` (defaults filled in)."""
+        raise NotImplementedError
+
+    def cost_report(self, arch: Any, config: Any, **options: int) -> dict[str, Any]:
+        """The FLOPs entries of `mixnas cost` (params are added by the caller). Families with
+        decoding add their decoding FLOPs here."""
+        from mixnas.cost.flops import total
+        parts = self.flops_breakdown(arch, config, **options)
+        return {**options, "flops": total(parts, True), "flops_without_embeddings": total(parts, False)}
+
+    def latency_workload(self, model: Any, generator: Any, device: Any,
+                         **options: int) -> tuple[Callable[[], Any], dict[str, Any]]:
+        """(function running one measured inference at batch 1, its protocol description)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ helpers for subclasses
+    def options(self, given: dict[str, int]) -> dict[str, int]:
+        """`cost_options` with `given` applied; unknown names and non-positive values are errors."""
+        unknown = sorted(set(given) - set(self.cost_options))
+        if unknown:
+            allowed = ", ".join(self.cost_options) or "none"
+            raise ValueError(f"{self.name} models take no cost option {unknown[0]!r} (options: {allowed})")
+        merged = {**self.cost_options, **given}
+        for key, value in merged.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"cost option {key} must be a positive integer, got {value!r}")
+        return merged
+
+    def __repr__(self) -> str:
+        return f"<family {self.name!r} (task {self.task!r})>"

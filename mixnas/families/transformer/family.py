@@ -1,0 +1,108 @@
+"""Encoder-decoder Transformer for translation: what the pipeline needs to know about it.
+
+Architecture `mixnas.space.TransformerArch`, space `TransformerSpace`, model
+`mixnas.models.Transformer`, supernet `mixnas.supernet.SupernetTransformer`, task
+`mixnas.tasks.translation.task.TranslationTask` (SentencePiece, label-smoothed loss, beam search,
+sacreBLEU). Cost options: source and target length, and the beam of decoding; the latency
+workload is HAT's (encoder once, then `tgt_len` incremental decoder steps on `beam` hypotheses).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..family import Family
+from ...models.config import TransformerConfig
+from ...space.arch import TransformerArch
+from ...space.search_space import TransformerSpace
+from ...tasks.translation.task import TranslationTaskConfig
+
+
+class TransformerFamily(Family):
+    name = "transformer"
+    task = "translation"
+    arch_class = TransformerArch
+    space_class = TransformerSpace
+    data_config_class = TranslationTaskConfig
+    model_config_class = TransformerConfig
+    test_metric = "bleu"
+    val_metrics = ("loss", "nll")
+    # HAT's protocol: decoding FLOPs and latency on 4 hypotheses (the forward FLOPs ignore beam)
+    cost_options = {"src_len": 30, "tgt_len": 30, "beam": 4}
+
+    def build_task(self, data_config: TranslationTaskConfig):
+        from ...tasks.translation.task import TranslationTask
+        return TranslationTask(data_config)
+
+    def build_model(self, arch: TransformerArch, config: TransformerConfig):
+        from ...models.transformer import Transformer
+        return Transformer(arch, config)
+
+    def build_supernet(self, space: TransformerSpace, config: TransformerConfig, share_projections: bool = False):
+        from ...supernet.transformer import SupernetTransformer
+        return SupernetTransformer.from_space(space, config, share_projections=share_projections)
+
+    def split_names(self, data_config: TranslationTaskConfig) -> list[str] | None:
+        """The `{split}.{src_lang}` files in data.dir (None while that directory does not exist:
+        the data loader reports that itself, with its fix)."""
+        directory = Path(data_config.dir)
+        if not directory.is_dir():
+            return None
+        suffix = f".{data_config.src_lang}"
+        return sorted(p.name[: -len(suffix)] for p in directory.glob(f"*{suffix}")
+                      if p.is_file() and not p.name.startswith("."))
+
+    # ------------------------------------------------------------ cost
+    def params_breakdown(self, arch: TransformerArch, config: Any) -> dict[str, int]:
+        from ...cost.params import transformer_params_breakdown
+        return transformer_params_breakdown(arch, config)
+
+    def flops_breakdown(self, arch: TransformerArch, config: Any, **options: int) -> dict[str, int]:
+        """Teacher-forced forward: encoder over src_len tokens, decoder over tgt_len."""
+        from ...cost.flops import translation_flops
+        o = self.options(options)
+        return translation_flops(arch, config, o["src_len"], o["tgt_len"])
+
+    def decode_flops_breakdown(self, arch: TransformerArch, config: Any, **options: int) -> dict[str, int]:
+        """Encoder once at batch 1, then tgt_len incremental decoder steps on `beam` hypotheses."""
+        from ...cost.flops import decode_flops
+        o = self.options(options)
+        return decode_flops(arch, config, o["src_len"], o["tgt_len"], o["beam"])
+
+    def cost_report(self, arch: TransformerArch, config: Any, **options: int) -> dict[str, Any]:
+        from ...cost.flops import total
+        o = self.options(options)
+        forward, decode = self.flops_breakdown(arch, config, **o), self.decode_flops_breakdown(arch, config, **o)
+        return {**o, "flops": total(forward, True), "flops_without_embeddings": total(forward, False),
+                "decode_flops": total(decode, True), "decode_flops_without_embeddings": total(decode, False)}
+
+    def latency_workload(self, model, generator, device, **options: int):
+        import torch
+        o = self.options(options)
+        cfg = model.config
+        low = max(cfg.pad_id, cfg.bos_id, cfg.eos_id) + 1  # no special tokens in the random source
+        if cfg.src_vocab <= low:
+            raise ValueError(f"src_vocab={cfg.src_vocab} has no ordinary tokens beyond the special ids")
+        src = torch.randint(low, cfg.src_vocab, (1, o["src_len"]), generator=generator).to(device)
+        protocol = {"task": self.task, "batch": 1, "src_len": o["src_len"], "decoder_steps": o["tgt_len"],
+                    "beam": o["beam"]}
+        return (lambda: translation_step(model, src, o["tgt_len"], o["beam"])), protocol
+
+
+def translation_step(model, src_tokens, steps: int, beam: int) -> None:
+    import torch
+    """HAT's latency workload: encoder once, then `steps` decoder steps on `beam` hypotheses with beam reordering."""
+    cfg = model.config
+    enc = model.encode(src_tokens)
+    enc = model.reorder_encoder_out(enc, torch.zeros(beam, dtype=torch.long, device=src_tokens.device))
+    tokens = torch.full((beam, 1), cfg.bos_id, dtype=torch.long, device=src_tokens.device)
+    scores = torch.zeros(beam, device=src_tokens.device)
+    states = None
+    for _ in range(steps):
+        logits, states = model.decode(tokens, enc, states=states, return_states=True)
+        lprobs = torch.log_softmax(logits[:, -1].float(), dim=-1)  # (beam, V)
+        vocab = lprobs.shape[-1]
+        top, idx = (scores[:, None] + lprobs).view(-1).topk(beam)
+        rows, tokens = idx // vocab, (idx % vocab)[:, None]
+        scores = top
+        states = model.reorder_states(states, rows)

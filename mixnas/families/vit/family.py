@@ -1,0 +1,61 @@
+"""Vision Transformer for image classification: what the pipeline needs to know about it.
+
+Architecture `mixnas.space.ViTArch`, space `ViTSpace`, model `mixnas.models.ViT`, supernet
+`mixnas.supernet.SupernetViT`, task `mixnas.tasks.vision.task.ClassificationTask` (digits,
+Fashion-MNIST, CIFAR-10; top-1 accuracy). No cost options: FLOPs and latency are of one image
+at model.config.image_size.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..family import Family
+from ...models.config import ViTConfig
+from ...space.arch import ViTArch
+from ...space.search_space import ViTSpace
+from ...tasks.vision.task import ClassificationDataConfig
+
+
+class ViTFamily(Family):
+    name = "vit"
+    task = "classification"
+    arch_class = ViTArch
+    space_class = ViTSpace
+    data_config_class = ClassificationDataConfig
+    model_config_class = ViTConfig
+    test_metric = "accuracy"
+    val_metrics = ("loss", "accuracy")
+
+    def build_task(self, data_config: ClassificationDataConfig):
+        from ...tasks.vision.task import ClassificationTask
+        return ClassificationTask(data_config)
+
+    def build_model(self, arch: ViTArch, config: ViTConfig):
+        from ...models.vit import ViT
+        return ViT(arch, config)
+
+    def build_supernet(self, space: ViTSpace, config: ViTConfig, share_projections: bool = False):
+        from ...supernet.vit import SupernetViT
+        return SupernetViT.from_space(space, config, share_projections=share_projections)
+
+    def params_breakdown(self, arch: ViTArch, config: Any) -> dict[str, int]:
+        from ...cost.params import vit_params_breakdown
+        return vit_params_breakdown(arch, config)
+
+    def flops_breakdown(self, arch: ViTArch, config: Any, **options: int) -> dict[str, int]:
+        from ...cost.flops import vit_flops
+        if options:
+            raise ValueError(f"a ViT has no sequence lengths or decoding (got {sorted(options)}); "
+                             f"its FLOPs are at config.image_size")
+        return vit_flops(arch, config)
+
+    def cost_report(self, arch: ViTArch, config: Any, **options: int) -> dict[str, Any]:
+        return {"image_size": config.image_size, **super().cost_report(arch, config, **options)}
+
+    def latency_workload(self, model, generator, device, **options: int):
+        import torch
+        if options:
+            raise ValueError(f"ViT latency takes no options (got {sorted(options)}); it runs one image")
+        cfg = model.config
+        images = torch.randn(1, cfg.in_channels, cfg.image_size, cfg.image_size, generator=generator).to(device)
+        return (lambda: model(images)), {"task": self.task, "batch": 1, "image_size": cfg.image_size}
