@@ -30,7 +30,7 @@ Per load x clock x statistic the table reports:
 - MAPE loaded: the same predictors (fitted on quiet latencies) tested on the LOADED latencies of
   the held-out architectures: what happens when the collection, or the check of a prediction,
   runs on a shared machine.
-The predictor is the pipeline's (`make_predictor(kind, names, log_target=True)` on
+The predictor is the pipeline's (`build_predictor(kind, {"log_target": True}, ...)` on
 `space.encode(arch)`, as mixnas/pipeline/predict.py fits it); with few architectures every one is
 held out once (5-fold cross-validation, seeded). Target: MAPE loaded <= 10% with the default
 protocol (the `default` rows). The JSON records the machine (cores, a 1-thread 2048^3 fp32 matmul
@@ -55,8 +55,7 @@ from mixnas.cost.latency import CLOCKS, DEFAULT_STAT, STATS, default_clock, late
 from mixnas.models import build_model
 from mixnas.pipeline import load_pipeline_config
 from mixnas.pipeline.scoring import build_task, fixed_archs, load_space
-from mixnas.search import make_predictor
-from mixnas.search.predictors import regression_metrics
+from mixnas.predictors import build_predictor, regression_metrics
 
 TARGET_MAPE = 10.0
 FOLDS = 5
@@ -121,7 +120,7 @@ def predictor_mapes(kind: str, names, X: np.ndarray, quiet: np.ndarray, loaded: 
     predicted = np.empty(len(X))
     for test in folds(len(X), min(FOLDS, len(X)), seed):
         train = np.setdiff1d(np.arange(len(X)), test)
-        predictor = make_predictor(kind, names, seed=seed, log_target=True)
+        predictor = build_predictor(kind, {"log_target": True}, feature_names=names, seed=seed)
         predictor.fit(X[train], quiet[train])
         predicted[test] = predictor.predict(X[test])
     return regression_metrics(quiet, predicted)["mape"], regression_metrics(loaded, predicted)["mape"]

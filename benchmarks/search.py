@@ -37,8 +37,8 @@ import torch
 
 from mixnas.cost import count_decode_flops, count_params
 from mixnas.models.config import TransformerConfig
-from mixnas.search import (Constraint, EvolutionConfig, GBDTPredictor, MLPPredictor, PredictorObjective,
-                           evolution_search, featurize, fit_predictor, nsga2_search)
+from mixnas.predictors import GBDTPredictor, MLPPredictor, featurize, fit_predictor
+from mixnas.search import Constraint, EvolutionConfig, PredictorObjective, evolution_search, nsga2_search
 from mixnas.space.search_space import SearchSpace
 
 LENGTHS, SEARCH_LENGTH = (15, 30, 60), 30

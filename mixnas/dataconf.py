@@ -117,6 +117,15 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+@dataclasses.dataclass
+class ModelSection:
+    """The `model` section of experiment and pipeline configs. `config` holds fields of the
+    family's model config (the task completes it from the data: vocabulary, image size...)."""
+
+    arch: str | None = None  # experiments: an arch preset or arch.yaml path; pipelines: none (the search picks)
+    config: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """`a.b.c=value` sets data["a"]["b"]["c"]; the value is parsed as YAML (1e-3, true, [1, 2])."""
     for item in overrides:

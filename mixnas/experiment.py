@@ -17,19 +17,14 @@ from typing import Any
 
 import torch
 
-from .dataconf import ConfigError, apply_overrides, from_dict, load_yaml, preset_names, resolve_preset, to_dict
+from .dataconf import (ConfigError, ModelSection, apply_overrides, from_dict, load_yaml, preset_names,
+                       resolve_preset, to_dict)
 from .families import Family, family_for_task, family_of
 from .models import build_model
 from .models.config import check_model_config
 from .space.arch import Arch, arch_from_dict
 from .train import TrainConfig
 
-
-
-@dataclass
-class ModelSection:
-    arch: str  # preset name or path
-    config: dict[str, Any] = field(default_factory=dict)  # TransformerConfig / ViTConfig fields
 
 
 @dataclass
@@ -49,6 +44,8 @@ class Experiment:
 
     def validate(self) -> None:
         family_for_task(self.task)  # a ConfigError naming the registered tasks
+        if not self.model.arch:
+            raise ConfigError("model.arch: required key is missing (an arch preset or the path of an arch.yaml)")
 
     @property
     def family(self) -> Family:
@@ -67,6 +64,8 @@ def data_config_for(task: str, data: dict[str, Any]):
 
 
 def load_experiment(path_or_name: str, overrides: list[str] = ()) -> Experiment:
+    """An experiment preset (mixnas/configs/experiments or a family's) or YAML path, with
+    `key=value` overrides, typed and checked before any data is read."""
     path = resolve_preset(path_or_name, "experiments", "experiment config")
     exp = from_dict(Experiment, apply_overrides(load_yaml(path), list(overrides)))
     # Validate what can be checked without the data now, not after minutes of training.

@@ -21,6 +21,7 @@ _REGISTRY: dict[str, AttentionSpec] = {}
 
 
 def register(spec: AttentionSpec) -> AttentionSpec:
+    """Add an attention kind (its kernel class, options and cost); names must be new."""
     if spec.name in _REGISTRY:
         raise ValueError(f"attention kind {spec.name!r} is already registered")
     _REGISTRY[spec.name] = spec

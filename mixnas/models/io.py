@@ -39,7 +39,9 @@ def save_model(model: nn.Module, directory: str | Path) -> Path:
     return d
 
 
-def load_model(directory: str | Path, map_location: str | torch.device = "cpu") -> Model:
+def load_model(directory: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
+    """The standalone model saved in `directory` by save_model (any registered family), its
+    weights read with weights_only=True."""
     d = Path(directory)
     arch_file, weights = d / "arch.yaml", d / "model.pt"
     for f in (arch_file, weights):

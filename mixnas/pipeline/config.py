@@ -7,7 +7,7 @@
     seed: 1                       # one seed for everything: weights, data order, sampled archs
     supernet: {space: digits_vit, sandwich: false, early_stop_tau: 0.9, train: {max_updates: 600, ...}}
     collect: {num_archs: 2000, score_limit: 300, latency: true}
-    predictor: {score: gbdt, latency: mlp, test_fraction: 0.2}
+    predictor: {score: gbdt, latency: mlp, test_fraction: 0.2, score_options: {num_leaves: 30}}
     search: {objective: predicted, evolution: {generations: 30, population: 125}, constraints: {flops: 2.0e6}}
     retrain: {split: test, top_k: 1, train: {max_updates: 600, ...}}
     rank_check: {enabled: true, k: 8, updates: 300}   # inherited vs from-scratch ranking
@@ -31,17 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..dataconf import ConfigError, apply_overrides, from_dict, load_yaml, resolve_preset, to_dict
+from ..dataconf import ConfigError, ModelSection, apply_overrides, from_dict, load_yaml, resolve_preset, to_dict
 from ..search.evolution import EvolutionConfig
 from ..train import TrainConfig
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 _DEFAULT_TRAIN = TrainConfig(max_updates=1)  # only to detect save_dir/seed set by the user
-
-
-@dataclass
-class ModelSection:
-    config: dict[str, Any] = field(default_factory=dict)  # ViTConfig / TransformerConfig fields
 
 
 @dataclass
@@ -107,13 +102,32 @@ class CollectSection:
 
 @dataclass
 class PredictorSection:
-    score: Literal["gbdt", "mlp"] = "gbdt"     # RankNAS: LightGBM gbdt
-    latency: Literal["mlp", "gbdt"] = "mlp"    # HAT: MLP; fitted on log(latency)
+    score: str = "gbdt"                        # a registered predictor kind; RankNAS: LightGBM gbdt
+    latency: str = "mlp"                       # HAT: MLP; fitted on log(latency) (its log_target: true)
     test_fraction: float = 0.2                 # held out for tau / RMSE / MAPE
+    # Hyper-parameters of each kind's Options (mixnas/predictors/<kind>.py), e.g. {num_leaves: 20}
+    # for gbdt; empty: the defaults.
+    score_options: dict[str, Any] = field(default_factory=dict)
+    latency_options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
+        from ..predictors import predictor_kinds, predictor_options
         if not 0 < self.test_fraction < 1:
             raise ConfigError(f"predictor.test_fraction must be in (0, 1), got {self.test_fraction}")
+        for which in ("score", "latency"):
+            kind = getattr(self, which)
+            if kind not in predictor_kinds():
+                raise ConfigError(f"predictor.{which}: {kind!r} is not one of the registered predictor kinds: "
+                                  f"{', '.join(predictor_kinds())}")
+            predictor_options(kind, self.options(which), f"predictor.{which}_options")
+
+    def options(self, which: str) -> dict[str, Any]:
+        """The options the `score` or `latency` predictor is built with: the latency one fits
+        log(latency) unless latency_options says log_target: false."""
+        from ..predictors import get_predictor_class
+        given = dict(getattr(self, f"{which}_options"))
+        fields = {f.name for f in dataclasses.fields(get_predictor_class(getattr(self, which)).Options)}
+        return {"log_target": True, **given} if which == "latency" and "log_target" in fields else given
 
 
 @dataclass
@@ -224,6 +238,9 @@ class PipelineConfig:
     def validate(self) -> None:
         from ..families import family_for_task
         family_for_task(self.task)  # one line naming the registered tasks
+        if self.model.arch is not None:
+            raise ConfigError("model.arch is not used by a pipeline (the search chooses architectures); remove it "
+                              "and list fixed architectures under `baselines`")
         train = self.supernet.train
         for name, value in (("save_dir", self.supernet_dir), ("seed", self.seed)):
             given, default = getattr(train, name), getattr(_DEFAULT_TRAIN, name)
@@ -255,6 +272,8 @@ class PipelineConfig:
 
 
 def load_pipeline_config(path_or_name: str, overrides: list[str] = ()) -> PipelineConfig:
+    """A pipeline preset (mixnas/configs/pipelines or a family's) or YAML path, with `key=value`
+    overrides (e.g. supernet.train.max_updates=50), typed and checked before any work starts."""
     from ..experiment import check_split_of  # lazy: experiment imports models and tasks
     from ..families import family_for_task
     from ..models.config import check_model_config

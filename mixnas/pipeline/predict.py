@@ -8,7 +8,9 @@ RankNAS's settings by default) fits the inherited score; the latency predictor
 (`predictor.latency`, HAT's MLP by default) fits log(latency_ms), so relative errors count
 equally. Each is fitted on a seeded split (`predictor.test_fraction` held out) and saved to
 `run_dir/predictors/{score,latency}/` with `metrics.json` (held-out Kendall tau, RMSE, MAPE).
-The latency predictor is skipped when the collection measured no latency.
+The latency predictor is skipped when the collection measured no latency. Each kind's
+hyper-parameters come from `predictor.score_options` / `predictor.latency_options` (empty: its
+defaults).
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..search import fit_predictor, load_predictor, make_predictor
+from ..predictors import build_predictor, fit_predictor, load_predictor
 from .collect import load_collected
 from .config import PipelineConfig
 
@@ -51,16 +53,21 @@ def fit_predictors(cfg: PipelineConfig, csv_path: str | Path | None = None) -> d
     names, X = feature_table(rows)
     out = predictors_dir(cfg)
     seed, fraction = cfg.seed, cfg.predictor.test_fraction
-    score = make_predictor(cfg.predictor.score, names, seed=seed)
+    score = _build(cfg, "score", names)
     results: dict[str, Any] = {"score": fit_predictor(score, X, [r["score"] for r in rows], test_fraction=fraction,
                                                       seed=seed, directory=out / "score"),
                                "latency": None}
     latencies = [r["latency_ms"] for r in rows]
     if all(v is not None for v in latencies):
-        latency = make_predictor(cfg.predictor.latency, names, seed=seed, log_target=True)
+        latency = _build(cfg, "latency", names)
         results["latency"] = fit_predictor(latency, X, latencies, test_fraction=fraction, seed=seed,
                                            directory=out / "latency")
     return results
+
+
+def _build(cfg: PipelineConfig, which: str, names: list[str]):
+    return build_predictor(getattr(cfg.predictor, which), cfg.predictor.options(which), feature_names=names,
+                           seed=cfg.seed, where=f"predictor.{which}_options")
 
 
 def load_fitted(cfg: PipelineConfig, which: str):

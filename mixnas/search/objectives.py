@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .predictors import Predictor, featurize
+from ..predictors import Predictor, featurize
 
 
 class Objective:

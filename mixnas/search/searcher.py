@@ -78,6 +78,7 @@ _REGISTRY: dict[str, SearcherSpec] = {}
 
 
 def register_searcher(name: str, searcher_class: type[Searcher], config_class: type) -> SearcherSpec:
+    """Add a searcher under `name`, configured by `config_class` (a dataclass with a seed field)."""
     if name in _REGISTRY:
         raise ValueError(f"searcher {name!r} is already registered")
     if not dataclasses.is_dataclass(config_class) or "seed" not in {f.name for f in dataclasses.fields(config_class)}:
@@ -95,6 +96,7 @@ def get_searcher(name: str) -> SearcherSpec:
 
 
 def searchers() -> list[str]:
+    """The registered searchers' names."""
     return sorted(_REGISTRY)
 
 

@@ -6,13 +6,13 @@ types (the search space checks that values are allowed choices).
 """
 from __future__ import annotations
 
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import yaml
 
-from ..dataconf import load_yaml
+from ..dataconf import ConfigError, from_dict, load_yaml
 
 T = TypeVar("T")
 
@@ -51,42 +51,55 @@ class TransformerArch:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TransformerArch":
-        d = _without_type(d, "transformer")
-        return cls(
-            encoder_embed_dim=_int(d, "encoder_embed_dim"),
-            decoder_embed_dim=_int(d, "decoder_embed_dim"),
-            encoder_layers=tuple(_build(EncoderLayerArch, x, f"encoder_layers[{i}]")
-                                 for i, x in enumerate(_list(d, "encoder_layers"))),
-            decoder_layers=tuple(_build(DecoderLayerArch, x, f"decoder_layers[{i}]")
-                                 for i, x in enumerate(_list(d, "decoder_layers"))),
-            qkv_dim=_int(d, "qkv_dim", 512),
-        )
+        return from_dict(cls, _without_type(d, "transformer"), "architecture")
+
+    def validate(self) -> None:
+        _non_empty(self, "encoder_layers", "decoder_layers")
 
 
 @dataclass(frozen=True)
-class ViTLayerArch:
+class StackLayerArch:
+    """One layer of a single-stack model (ViT, decoder-only LM)."""
+
     ffn_dim: int
     heads: int
-    attention: str
+    attention: str  # a registered attention kind
 
 
 @dataclass(frozen=True)
-class ViTArch:
-    """Vision Transformer (classification). qkv width of a layer = heads * head_dim."""
+class StackArch:
+    """A model of one layer stack: embedding width, per-layer genes, qkv width of a layer =
+    heads * head_dim. A subclass sets `type_name` (its family's name) and types `layers`."""
 
     embed_dim: int
-    layers: tuple[ViTLayerArch, ...]
+    layers: tuple[StackLayerArch, ...]
     head_dim: int = 64
 
+    type_name: ClassVar[str]
+
     def to_dict(self) -> dict[str, Any]:
-        return {"type": "vit", **_plain(asdict(self))}
+        return {"type": self.type_name, **_plain(asdict(self))}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ViTArch":
-        d = _without_type(d, "vit")
-        return cls(embed_dim=_int(d, "embed_dim"),
-                   layers=tuple(_build(ViTLayerArch, x, f"layers[{i}]") for i, x in enumerate(_list(d, "layers"))),
-                   head_dim=_int(d, "head_dim", 64))
+    def from_dict(cls, d: dict[str, Any]):
+        return from_dict(cls, _without_type(d, cls.type_name), "architecture")
+
+    def validate(self) -> None:
+        _non_empty(self, "layers")
+
+
+@dataclass(frozen=True)
+class ViTLayerArch(StackLayerArch):
+    pass
+
+
+@dataclass(frozen=True)
+class ViTArch(StackArch):
+    """Vision Transformer (classification)."""
+
+    layers: tuple[ViTLayerArch, ...]
+
+    type_name: ClassVar[str] = "vit"
 
 
 Arch = Any  # an architecture of any registered model family (mixnas.families)
@@ -138,40 +151,12 @@ def _without_type(d: Any, expected: str) -> dict[str, Any]:
     return {k: v for k, v in d.items() if k != "type"}
 
 
-def _int(d: dict[str, Any], key: str, default: int | None = None) -> int:
-    if key not in d:
-        if default is None:
-            raise ValueError(f"architecture is missing {key!r}")
-        return default
-    v = d[key]
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise ValueError(f"architecture field {key!r} must be an integer, got {v!r}")
-    return v
-
-
-def _list(d: dict[str, Any], key: str) -> list[Any]:
-    v = d.get(key)
-    if not isinstance(v, (list, tuple)) or not v:
-        raise ValueError(f"architecture field {key!r} must be a non-empty list of layers")
-    return list(v)
+def _non_empty(arch: Any, *stacks: str) -> None:
+    for name in stacks:
+        if not getattr(arch, name):
+            raise ConfigError(f"architecture.{name}: expected a non-empty list of layers")
 
 
 def _build(cls: type[T], d: Any, where: str) -> T:
-    if not isinstance(d, dict):
-        raise ValueError(f"{where} must be a mapping, got {d!r}")
-    names = {f.name: f for f in fields(cls)}
-    unknown = set(d) - set(names)
-    if unknown:
-        raise ValueError(f"{where} has unknown field(s) {sorted(unknown)}; expected {sorted(names)}")
-    kwargs = {}
-    for name, f in names.items():
-        if name not in d:
-            if f.default is not MISSING:  # optional field: keep the dataclass default
-                continue
-            raise ValueError(f"{where} is missing {name!r}")
-        value = d[name]
-        want = str if f.type == "str" else int
-        if not isinstance(value, want) or isinstance(value, bool):
-            raise ValueError(f"{where}.{name} must be {want.__name__}, got {value!r}")
-        kwargs[name] = value
-    return cls(**kwargs)
+    """A layer dataclass from a mapping, by the one typed loader (errors name `where`.key)."""
+    return from_dict(cls, d, where)

@@ -48,6 +48,11 @@ class StackChoices:
     def max_heads(self) -> int:
         return max(self.heads)
 
+    def check(self, where: str) -> None:
+        """Every gene lists distinct, allowed values (called by parse_choices with the YAML path)."""
+        for f in fields(self):
+            _check_choices(f.name, getattr(self, f.name), f"{where}.{f.name}")
+
     def layer_genes(self, layer_cls: type) -> Genes:
         """Gene name -> choices for the fields of `layer_cls` (one layer of this stack)."""
         return {f.name: getattr(self, f.name) for f in fields(layer_cls)}
@@ -75,48 +80,35 @@ def is_kind_gene(choices: tuple) -> bool:
 
 # ---------------------------------------------------------------- parsing choices from YAML
 def parse_choices(cls: type[StackChoices], d: Any, where: str, *, skip: tuple[str, ...] = ()) -> dict[str, tuple]:
-    """Read the fields of `cls` (except `skip`) from mapping `d` as tuples of allowed values.
-    A scalar means a fixed gene. Unknown or missing keys, empty lists, duplicates, non-positive
-    numbers and unregistered attention kinds are errors naming `where` and the key."""
+    """Read the fields of `cls` (except `skip`) from mapping `d` as tuples of allowed values,
+    by the one typed loader (mixnas.dataconf.from_dict: unknown and missing keys, item types).
+    A scalar means a fixed gene. `StackChoices.validate` then refuses empty lists, duplicates,
+    non-positive numbers and unregistered attention kinds; errors name `where` and the key."""
+    from mixnas.dataconf import from_dict
     if not isinstance(d, dict):
         raise ValueError(f"{where} must be a mapping of gene -> list of choices, got {d!r}")
-    names = [f.name for f in fields(cls) if f.name not in skip]
-    unknown = sorted(set(d) - set(names))
-    if unknown:
-        raise ValueError(f"{where} has unknown key(s) {unknown}; allowed keys: {names}")
-    missing = [n for n in names if n not in d]
-    if missing:
-        raise ValueError(f"{where} is missing {missing}")
-    return {n: (_kind_choices if n in KIND_GENES else _int_choices)(d[n], f"{where}.{n}") for n in names}
+    listed = {k: list(v) if isinstance(v, (list, tuple)) else [v] for k, v in d.items()}
+    choices = from_dict(cls, listed, where)
+    choices.check(where)
+    return {f.name: getattr(choices, f.name) for f in fields(cls) if f.name not in skip}
 
 
-def _as_list(value: Any, where: str) -> list:
-    values = list(value) if isinstance(value, (list, tuple)) else [value]
+def _check_choices(name: str, values: tuple, where: str) -> None:
     if not values:
         raise ValueError(f"{where} must list at least one choice")
     dupes = sorted({repr(v) for v in values if values.count(v) > 1})
     if dupes:
         raise ValueError(f"{where} lists {', '.join(dupes)} more than once")
-    return values
-
-
-def _int_choices(value: Any, where: str) -> tuple[int, ...]:
-    values = _as_list(value, where)
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{where} choices must be positive integers, got {v!r}")
-    return tuple(values)
-
-
-def _kind_choices(value: Any, where: str) -> tuple[str, ...]:
-    from mixnas.attention import kinds  # importing the package registers the built-in kinds
-
-    values = _as_list(value, where)
-    registered = kinds()
-    for v in values:
-        if v not in registered:
-            raise ValueError(f"{where}: unknown attention kind {v!r}; registered kinds: {', '.join(registered)}")
-    return tuple(values)
+    if name in KIND_GENES:
+        from mixnas.attention import kinds  # importing the package registers the built-in kinds
+        registered = kinds()
+        for v in values:
+            if v not in registered:
+                raise ValueError(f"{where}: unknown attention kind {v!r}; registered kinds: {', '.join(registered)}")
+    else:
+        for v in values:
+            if v < 1:
+                raise ValueError(f"{where} choices must be positive integers, got {v!r}")
 
 
 def positive_int(d: dict, key: str, where: str) -> int:

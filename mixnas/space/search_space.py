@@ -299,19 +299,21 @@ class TransformerSpace(SearchSpace):
         return _unique(self.encoder.attention, self.decoder.attention, self.decoder.cross_attention)
 
 
-# ================================================================ ViT
+# ================================================================ one stack of layers (ViT, LM)
 @dataclass(frozen=True)
-class ViTSpace(StackChoices, SearchSpace):
-    """ViT space: the stack choices (embed_dim, layers, ffn_dim, heads, attention) plus a fixed
-    `head_dim` (a layer's qkv width is heads * head_dim)."""
+class StackSpace(StackChoices, SearchSpace):
+    """A space of one layer stack: the stack choices (embed_dim, layers, ffn_dim, heads,
+    attention) plus a fixed `head_dim` (a layer's qkv width is heads * head_dim). A subclass
+    names its `kind` and its architecture classes (fields embed_dim, layers, head_dim)."""
 
     head_dim: int = 64
     name: str = "custom"
 
-    kind: ClassVar[str] = "vit"
+    arch_class: ClassVar[type]
+    layer_class: ClassVar[type]
 
     @classmethod
-    def _parse(cls, d: dict, source: str) -> "ViTSpace":
+    def _parse(cls, d: dict, source: str) -> "StackSpace":
         stack_keys = [f.name for f in fields(StackChoices)]
         g.check_keys(d, ["type", "name", "head_dim", *stack_keys], source)
         stack = g.parse_choices(StackChoices, {k: v for k, v in d.items() if k in stack_keys}, source)
@@ -325,53 +327,62 @@ class ViTSpace(StackChoices, SearchSpace):
         return {"type": self.kind, "name": self.name, "head_dim": self.head_dim, **stack}
 
     def _genes(self) -> g.Genes:
-        return self.layer_genes(ViTLayerArch)
+        return self.layer_genes(self.layer_class)
 
-    def _arch(self, embed: int, layers: tuple) -> ViTArch:
-        return ViTArch(embed_dim=embed, layers=layers, head_dim=self.head_dim)
+    def _arch(self, embed: int, layers: tuple):
+        return self.arch_class(embed_dim=embed, layers=layers, head_dim=self.head_dim)
 
-    def sample(self, rng: random.Random) -> ViTArch:
+    def sample(self, rng: random.Random):
         embed = rng.choice(self.embed_dim)
-        return self._arch(embed, g.sample_layers(ViTLayerArch, self._genes(), self.layers, rng))
+        return self._arch(embed, g.sample_layers(self.layer_class, self._genes(), self.layers, rng))
 
-    def mutate(self, arch: ViTArch, prob: float, rng: random.Random) -> ViTArch:
+    def mutate(self, arch, prob: float, rng: random.Random):
         _check_prob(prob, "mutation")
         self.validate(arch)
         embed = g.mutate_gene(arch.embed_dim, self.embed_dim, prob, rng)
-        return self._arch(embed, g.mutate_layers(arch.layers, ViTLayerArch, self._genes(), self.layers, prob, rng))
+        return self._arch(embed, g.mutate_layers(arch.layers, self.layer_class, self._genes(), self.layers, prob, rng))
 
-    def crossover(self, a: ViTArch, b: ViTArch, rng: random.Random, prob: float = 0.5) -> ViTArch:
+    def crossover(self, a, b, rng: random.Random, prob: float = 0.5):
         _check_prob(prob, "crossover")
         self.validate(a)
         self.validate(b)
         embed = g.inherit_gene(a.embed_dim, b.embed_dim, self.embed_dim, prob, rng)
-        return self._arch(embed, g.crossover_layers(a.layers, b.layers, ViTLayerArch, self._genes(), self.layers, prob, rng))
+        return self._arch(embed, g.crossover_layers(a.layers, b.layers, self.layer_class, self._genes(), self.layers, prob, rng))
 
     def validate(self, arch: Arch) -> None:
-        if not isinstance(arch, ViTArch):
-            raise ValueError(f"search space {self.name!r} holds vit architectures, got {type(arch).__name__}")
+        if not isinstance(arch, self.arch_class):
+            raise ValueError(f"search space {self.name!r} holds {self.kind} architectures, got {type(arch).__name__}")
         g.check_gene("embed_dim", arch.embed_dim, self.embed_dim, self.name)
         g.check_gene("head_dim", arch.head_dim, (self.head_dim,), self.name)
-        g.check_layers(arch.layers, ViTLayerArch, self._genes(), self.layers, "layers", self.name)
+        g.check_layers(arch.layers, self.layer_class, self._genes(), self.layers, "layers", self.name)
 
     def size(self) -> int:
         per_layer = g.count_layer(self._genes())
         return len(self.embed_dim) * sum(per_layer ** d for d in self.layers)
 
-    def largest(self) -> ViTArch:
+    def largest(self):
         """Max of every width and depth; the first listed attention kind."""
-        return self._arch(max(self.embed_dim), g.extreme_layers(ViTLayerArch, self._genes(), self.max_layers, max))
+        return self._arch(max(self.embed_dim), g.extreme_layers(self.layer_class, self._genes(), self.max_layers, max))
 
-    def smallest(self) -> ViTArch:
-        return self._arch(min(self.embed_dim), g.extreme_layers(ViTLayerArch, self._genes(), min(self.layers), min))
+    def smallest(self):
+        return self._arch(min(self.embed_dim), g.extreme_layers(self.layer_class, self._genes(), min(self.layers), min))
 
     def feature_names(self) -> list[str]:
         return ["embed_dim", "layers"] + g.layer_feature_names("layer", self._genes(), self.max_layers)
 
-    def _features(self, arch: ViTArch) -> list[float]:
+    def _features(self, arch) -> list[float]:
         return ([g.normalise(arch.embed_dim, self.embed_dim), g.normalise(len(arch.layers), self.layers)]
                 + g.layer_features(arch.layers, self._genes(), self.max_layers))
 
     @property
     def attention_kinds(self) -> tuple[str, ...]:
         return _unique(self.attention)
+
+
+@dataclass(frozen=True)
+class ViTSpace(StackSpace):
+    """ViT space (head_dim 64 unless the YAML says otherwise)."""
+
+    kind: ClassVar[str] = "vit"
+    arch_class: ClassVar[type] = ViTArch
+    layer_class: ClassVar[type] = ViTLayerArch

@@ -19,9 +19,12 @@ from ..models.config import ViTConfig
 from ..models.vit import ViT, ViTBase, ViTBlock, check_vit_arch, init_tokens
 from ..space.arch import ViTArch
 from .elastic import ElasticLayerNorm, ElasticLinear, ElasticMultiheadAttention, ElasticPatchEmbed, copy_weights
+from .stack import StackSupernet
 
 
-class SupernetViT(ViTBase):
+class SupernetViT(StackSupernet, ViTBase):
+    check_arch = staticmethod(check_vit_arch)
+
     def __init__(self, config: ViTConfig, *, embed_dim: int, layers: int, ffn_dim: int, heads: int,
                  head_dim: int, kinds: Sequence[str], share_projections: bool = False):
         super().__init__()
@@ -50,33 +53,11 @@ class SupernetViT(ViTBase):
                    heads=space.max_heads, head_dim=space.head_dim, kinds=space.attention,
                    share_projections=share_projections)
 
-    def set_arch(self, arch: ViTArch) -> None:
-        self._check_fits(arch)
-        e = arch.embed_dim
-        self.patch_embed.active_out = e
-        for block, a in zip(self.blocks, arch.layers):
-            block.attn.set_active(a.attention, a.heads, a.heads * arch.head_dim, e)
-            block.fc1.active_out, block.fc2.active_out = a.ffn_dim, e
-        self.arch = arch
+    def max_embed_dim(self) -> int:
+        return self.pos_embed.shape[-1]
 
-    def _check_fits(self, arch: ViTArch) -> None:
-        check_vit_arch(arch)
-        limits = [("embed_dim", arch.embed_dim, self.pos_embed.shape[-1]), ("depth", len(arch.layers), len(self.blocks)),
-                  ("head_dim", arch.head_dim, self.head_dim)]
-        for i, a in enumerate(arch.layers):
-            limits += [(f"layers[{i}].ffn_dim", a.ffn_dim, self.blocks[0].fc1.out_features),
-                       (f"layers[{i}].heads", a.heads, self.max_heads)]
-        for what, value, limit in limits:
-            if value > limit:
-                raise ValueError(f"architecture {what}={value} exceeds the supernet's {limit}")
-        bad = sorted({a.attention for a in arch.layers} - set(self.kinds))
-        if bad:
-            raise ValueError(f"attention kind(s) {bad} are not in the supernet's {list(self.kinds)}")
-
-    def blocks_active(self):
-        if self.arch is None:
-            raise ValueError("call set_arch(arch) before running the supernet")
-        return self.blocks[:len(self.arch.layers)]
+    def set_embed_dim(self, embed_dim: int) -> None:
+        self.patch_embed.active_out = embed_dim
 
     def token_params(self):
         e = self.patch_embed.active_out

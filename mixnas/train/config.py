@@ -78,34 +78,6 @@ class TrainConfig:
             if not ok:
                 raise ValueError(message)
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        """Build from a YAML mapping or `key=value` strings (converted to each field's type)."""
-        types = {f.name: f.type for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - types.keys())
-        if unknown:
-            raise ValueError(f"unknown training option(s) {unknown}; valid options: {sorted(types)}")
-        return cls(**{k: _convert(k, v, types[k]) for k, v in values.items()})
-
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-
-def _convert(name: str, value: Any, type_name: str) -> Any:
-    """Strings from the command line to the field's type; other values pass through."""
-    if not isinstance(value, str) or type_name == "str":
-        return value
-    try:
-        if type_name == "bool":
-            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError
-            return value.lower() in ("true", "1", "yes")
-        if type_name == "int":
-            return int(value)
-        if type_name == "float":
-            return float(value)
-        if type_name.startswith("tuple"):
-            return tuple(float(v) for v in value.strip("()[] ").split(","))
-    except ValueError:
-        raise ValueError(f"training option {name} expects {type_name}, got {value!r}") from None
-    raise ValueError(f"training option {name} cannot be given as a string")

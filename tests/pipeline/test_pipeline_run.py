@@ -15,7 +15,7 @@ from mixnas.cli import main as mixnas_main
 from mixnas.cost import count_flops
 from mixnas.pipeline import load_pipeline_config
 from mixnas.pipeline.scoring import build_task, load_space
-from mixnas.search import featurize, load_predictor
+from mixnas.predictors import featurize, load_predictor
 from mixnas.space import arch_from_dict
 
 SEARCHES = ("mixed", "all-softmax", "all-cosformer", "random")  # random: the control, on the mixed space

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from search_toys import load_space, width_constraint, width_cost
 
+from mixnas.predictors import GBDTPredictor, featurize
 from mixnas.search.objectives import (CallableObjective, Constraint, PredictorObjective, check_feasible,
                                       feasible_mask)
-from mixnas.search.predictors import GBDTPredictor, featurize
 
 
 @pytest.fixture(scope="module")

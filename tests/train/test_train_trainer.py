@@ -2,6 +2,8 @@
 import json
 
 import pytest
+
+from mixnas.dataconf import ConfigError, apply_overrides, from_dict
 import torch
 
 from mixnas.train import EpochBatches, NonFiniteLossError, TrainConfig, Trainer, load_checkpoint
@@ -100,20 +102,22 @@ def test_metrics_log_and_tensorboard(tmp_path):
 
 
 def test_config_errors_are_one_line_and_name_the_fix():
-    with pytest.raises(ValueError, match=r"unknown training option\(s\) \['lrr'\]"):
-        TrainConfig.from_dict({"lrr": 1.0, "max_updates": 3})
+    """TrainConfig is loaded by the one typed loader (mixnas.dataconf.from_dict) like every section."""
+    with pytest.raises(ConfigError, match=r"train: unknown key 'lrr'"):
+        from_dict(TrainConfig, {"lrr": 1.0, "max_updates": 3}, "train")
     with pytest.raises(ValueError, match="never stops"):
         TrainConfig()
     with pytest.raises(ValueError, match="cosine schedule needs max_updates"):
         TrainConfig(lr_scheduler="cosine", max_epochs=3)
     with pytest.raises(ValueError, match="optimizer must be one of"):
         TrainConfig(optimizer="sgd", max_updates=3)
-    cfg = TrainConfig.from_dict({"betas": [0.9, 0.999], "max_updates": 3})
+    cfg = from_dict(TrainConfig, {"betas": [0.9, 0.999], "max_updates": 3}, "train")
     assert cfg.betas == (0.9, 0.999)
-    cfg = TrainConfig.from_dict({"lr": "1e-3", "max_updates": "7", "bf16": "true", "betas": "0.9,0.98"})
+    cfg = from_dict(TrainConfig, apply_overrides({}, ["lr=1e-3", "max_updates=7", "bf16=true", "betas=[0.9, 0.98]"]),
+                    "train")
     assert (cfg.lr, cfg.max_updates, cfg.bf16, cfg.betas) == (1e-3, 7, True, (0.9, 0.98))
-    with pytest.raises(ValueError, match="option lr expects float, got 'fast'"):
-        TrainConfig.from_dict({"lr": "fast", "max_updates": 3})
+    with pytest.raises(ConfigError, match="train.lr: expected a number, got 'fast'"):
+        from_dict(TrainConfig, {"lr": "fast", "max_updates": 3}, "train")
 
 
 def test_bad_tasks_and_bad_resumes_are_refused(tmp_path):

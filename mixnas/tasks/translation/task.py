@@ -24,6 +24,9 @@ class TranslationTaskConfig:
     src_lang: str = "en"
     tgt_lang: str = "de"
     vocab_size: int = 8000
+    model_type: str = "unigram"  # SentencePiece model: unigram or bpe
+    character_coverage: float = 1.0  # SentencePiece's; lower it for languages with large alphabets
+    spm_max_lines: int | None = None  # train SentencePiece on the first N lines of each side (None: all)
     max_tokens: int = 4096  # token budget of a training batch
     eval_max_tokens: int = 8192
     max_positions: int = 256  # longer training pairs are dropped (counted in the log)
@@ -44,7 +47,9 @@ class TranslationTask:
         self.config = config
         self.data = TranslationData(TranslationDataConfig(
             data_dir=config.dir, src_lang=config.src_lang, tgt_lang=config.tgt_lang,
-            vocab_size=config.vocab_size, cache_dir=config.cache_dir))
+            vocab_size=config.vocab_size, model_type=config.model_type,
+            character_coverage=config.character_coverage, spm_max_lines=config.spm_max_lines,
+            cache_dir=config.cache_dir))
         self.vocab_size = self.data.tokenizer.vocab_size
 
     def model_config(self, overrides: dict[str, Any] | None = None) -> TransformerConfig:

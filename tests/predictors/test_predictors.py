@@ -1,26 +1,13 @@
+"""The gbdt and mlp predictors, their held-out metrics and the files they save."""
 import json
 import math
-import random
 
 import numpy as np
 import pytest
-from search_toys import feature_weights, load_space, width_cost
+from predictor_toys import width_cost
 
-from mixnas.search.predictors import (GBDTPredictor, MLPPredictor, featurize, fit_predictor, held_out_split,
-                                      load_metrics, load_predictor, regression_metrics)
-
-
-@pytest.fixture(scope="module")
-def data():
-    """A noiseless known target on real architecture features: linear part + an interaction."""
-    space = load_space()
-    rng = random.Random(0)
-    archs = [space.sample(rng) for _ in range(1000)]
-    X = featurize(space, archs, {"src_len": [rng.choice([10, 20, 30]) for _ in archs]})
-    w = feature_weights(space)
-    y = X[:, :-1] @ w + 0.5 * X[:, 0] * X[:, 1] + 0.05 * X[:, -1]
-    names = space.feature_names() + ["ctx:src_len"]
-    return space, archs, X, y, names
+from mixnas.predictors import (GBDTPredictor, MLPPredictor, featurize, fit_predictor, held_out_split, load_metrics,
+                               load_predictor, regression_metrics)
 
 
 def test_metrics_against_hand_computed_values():
