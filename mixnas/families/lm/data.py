@@ -1,0 +1,129 @@
+"""Character-level text (Tiny Shakespeare) for language modelling: splits, windows, batches.
+
+A text file is read whole; its vocabulary is the sorted set of its distinct characters (65
+for Tiny Shakespeare) and every character becomes its index. Splits are contiguous, in file
+order (nanoGPT's split when test_fraction is 0: first 90% train, last 10% val):
+
+    train = the first (1 - val_fraction - test_fraction) of the characters
+    val   = the next val_fraction
+    test  = the last test_fraction (only when test_fraction > 0)
+
+Training batch: `batch_size` windows of context + 1 characters starting at uniformly random
+offsets of the train split; inputs = window[:-1], targets = window[1:] (the next character at
+every position). Evaluation: the split cut into consecutive non-overlapping windows (every
+character but the first is predicted once), the first `limit` windows when a limit is given.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+from ...dataconf import ConfigError
+from ...train.batches import EpochBatches
+
+SHAKESPEARE_HINT = "e.g. data.dir=../shared/data/tinyshakespeare"
+
+
+@dataclass
+class LMDataConfig:
+    dir: str = ""                   # folder holding `file`
+    file: str = "input.txt"
+    context: int = 64               # characters the model sees (= model.config.context)
+    batch_size: int = 12            # training windows per batch
+    eval_batch_size: int = 64       # evaluation windows per batch
+    val_fraction: float = 0.1
+    test_fraction: float = 0.0
+    batches_per_epoch: int = 1000   # training batches per (random-window) epoch
+
+    def validate(self) -> None:
+        if not self.dir:
+            raise ConfigError(f"data.dir is required for language-modeling ({SHAKESPEARE_HINT})")
+        for key in ("context", "batch_size", "eval_batch_size", "batches_per_epoch"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"data.{key} must be a positive integer, got {value!r}")
+        if not 0 < self.val_fraction < 1:
+            raise ConfigError(f"data.val_fraction must be in (0, 1), got {self.val_fraction}")
+        if not 0 <= self.test_fraction < 1:
+            raise ConfigError(f"data.test_fraction must be in [0, 1), got {self.test_fraction}")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ConfigError(f"data.val_fraction + data.test_fraction must leave characters to train on, "
+                             f"got {self.val_fraction} + {self.test_fraction}")
+
+    def split_names(self) -> list[str]:
+        return ["train", "val", "test"] if self.test_fraction > 0 else ["train", "val"]
+
+
+@dataclass(frozen=True)
+class CharCorpus:
+    vocab: str                      # characters in id order
+    splits: dict[str, torch.Tensor]  # name -> (N,) int64 ids
+
+
+def load_corpus(config: LMDataConfig) -> CharCorpus:
+    path = Path(config.dir) / config.file
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist; set data.dir to the folder of {config.file} ({SHAKESPEARE_HINT})")
+    text = path.read_text(encoding="utf-8")
+    vocab = "".join(sorted(set(text)))
+    index = {c: i for i, c in enumerate(vocab)}
+    ids = torch.tensor([index[c] for c in text], dtype=torch.int64)
+    n = len(ids)
+    n_train = int(n * (1 - config.val_fraction - config.test_fraction))
+    n_val = n - n_train if config.test_fraction == 0 else int(n * config.val_fraction)
+    splits = {"train": ids[:n_train], "val": ids[n_train:n_train + n_val]}
+    if config.test_fraction > 0:
+        splits["test"] = ids[n_train + n_val:]
+    for name, split in splits.items():
+        if len(split) < config.context + 1:
+            raise ValueError(f"the {name} split of {path} has {len(split)} characters, fewer than "
+                             f"data.context + 1 = {config.context + 1}; use a longer text or a smaller context")
+    return CharCorpus(vocab, splits)
+
+
+class LMBatch(NamedTuple):
+    """inputs (B, T) and targets (B, T) int64: targets[:, t] is the character after inputs[:, t]."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+
+    def to(self, device) -> "LMBatch":
+        return LMBatch(self.inputs.to(device), self.targets.to(device))
+
+
+def windows(data: torch.Tensor, starts: torch.Tensor, length: int) -> LMBatch:
+    """The batch of windows data[s : s + length + 1] for every start s."""
+    chunk = data[starts[:, None] + torch.arange(length + 1)]
+    return LMBatch(chunk[:, :-1], chunk[:, 1:])
+
+
+class RandomWindows(EpochBatches):
+    """Training batches for the trainer (mixnas.train.protocol's BatchIterator, via
+    EpochBatches): epoch e holds `batches_per_epoch` batches of window starts drawn from a
+    generator seeded by (seed, e) alone, so the state is (epoch, position), resume is exact and
+    sharding gives rank r the batches r, r + world, ... (the same count on every rank)."""
+
+    def __init__(self, data: torch.Tensor, context: int, batch_size: int, batches_per_epoch: int, seed: int = 0):
+        if len(data) < context + 1:
+            raise ValueError(f"{len(data)} characters cannot hold a window of context + 1 = {context + 1}")
+        self.data, self.context, self.seed = data, context, seed
+
+        def plan(epoch: int) -> list[torch.Tensor]:
+            generator = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**63)
+            starts = torch.randint(0, len(data) - context, (batches_per_epoch, batch_size), generator=generator)
+            return list(starts)
+
+        super().__init__(plan, lambda starts: windows(self.data, starts, self.context))
+
+
+def eval_batches(data: torch.Tensor, context: int, batch_size: int, limit: int | None = None):
+    """Consecutive non-overlapping windows of `data` (the first `limit`), `batch_size` at a time."""
+    count = (len(data) - 1) // context
+    if limit is not None:
+        count = min(count, limit)
+    starts = torch.arange(count) * context
+    for i in range(0, count, batch_size):
+        yield windows(data, starts[i:i + batch_size], context)

@@ -1,0 +1,85 @@
+"""Decoder-only character language model: what the pipeline needs to know about it.
+
+Architecture `LMArch`, space `LMSpace`, model `LM`, supernet `SupernetLM`, task
+`LanguageModelingTask` (character-level text such as Tiny Shakespeare; the report's metric is
+the test loss in nats per character, lower is better). Cost option `seq_len` (default 64):
+forward FLOPs are of a causal forward over seq_len tokens; decoding FLOPs of ONE incremental
+step at position seq_len (seq_len - 1 earlier tokens in the attention state); the latency
+workload generates seq_len tokens one at a time from a 1-token prompt (batch 1).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..family import Family
+from .arch import LMArch
+from .config import LMConfig
+from .data import LMDataConfig
+from .space import LMSpace
+
+
+class LMFamily(Family):
+    name = "lm"
+    task = "language-modeling"
+    arch_class = LMArch
+    space_class = LMSpace
+    data_config_class = LMDataConfig
+    model_config_class = LMConfig
+    test_metric = "loss"
+    test_higher_is_better = False
+    val_metrics = ("loss", "bpc")
+    cost_options = {"seq_len": 64}
+
+    def build_task(self, data_config: LMDataConfig):
+        from .task import LanguageModelingTask
+        return LanguageModelingTask(data_config)
+
+    def build_model(self, arch: LMArch, config: LMConfig):
+        from .model import LM
+        return LM(arch, config)
+
+    def build_supernet(self, space: LMSpace, config: LMConfig, share_projections: bool = False):
+        from .supernet import SupernetLM
+        return SupernetLM.from_space(space, config, share_projections=share_projections)
+
+    def split_names(self, data_config: LMDataConfig) -> list[str]:
+        return data_config.split_names()
+
+    # ------------------------------------------------------------ cost
+    def params_breakdown(self, arch: LMArch, config: Any) -> dict[str, int]:
+        from .cost import params_breakdown
+        return params_breakdown(arch, config)
+
+    def flops_breakdown(self, arch: LMArch, config: Any, **options: int) -> dict[str, int]:
+        from .cost import flops_breakdown
+        return flops_breakdown(arch, config, self.options(options)["seq_len"])
+
+    def decode_flops_breakdown(self, arch: LMArch, config: Any, **options: int) -> dict[str, int]:
+        from .cost import decode_flops_breakdown
+        return decode_flops_breakdown(arch, config, self.options(options)["seq_len"])
+
+    def cost_report(self, arch: LMArch, config: Any, **options: int) -> dict[str, Any]:
+        from ...cost.flops import total
+        o = self.options(options)
+        forward, decode = self.flops_breakdown(arch, config, **o), self.decode_flops_breakdown(arch, config, **o)
+        return {**o, "flops": total(forward, True), "flops_without_embeddings": total(forward, False),
+                "decode_flops": total(decode, True), "decode_flops_without_embeddings": total(decode, False)}
+
+    def latency_workload(self, model, generator, device, **options: int):
+        import torch
+        seq_len = self.options(options)["seq_len"]
+        context = model.config.context
+        if seq_len > context:
+            raise ValueError(f"latency seq_len={seq_len} exceeds the model's context of {context} tokens; "
+                             f"pass --option seq_len=N with N <= {context}")
+        first = torch.randint(0, model.config.vocab_size, (1, 1), generator=generator).to(device)
+        protocol = {"task": self.task, "batch": 1, "decode_tokens": seq_len}
+        return (lambda: decode_greedy(model, first, seq_len)), protocol
+
+
+def decode_greedy(model, first, steps: int) -> None:
+    """`steps` incremental steps from a 1-token prompt, feeding back the most likely token."""
+    token, states = first, None
+    for position in range(steps):
+        logits, states = model.step(token, states, position)
+        token = logits[:, -1].argmax(-1, keepdim=True)
