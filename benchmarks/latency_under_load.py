@@ -4,7 +4,7 @@
                                             [--load-threads 2 8] [--image-size N] [--json PATH]
 
 Setting: the first `--archs` architectures that `mixnas collect` draws for the digits pipeline
-(`fixed_archs(space, seed, N, "collect")` of mixnas/configs/pipelines/digits.yaml, tiny ViTs
+(`fixed_archs(space, seed, N, "collect")` of mixnas/families/vit/configs/pipelines/digits.yaml, tiny ViTs
 on 8x8 images), each built with `build_model` and measured with `mixnas.cost.measure_latency`
 (batch 1, one intra-op thread, the preset's collect.latency_runs / latency_warmup unless given).
 Those runs take ~0.6 ms, shorter than a scheduler slice; `--image-size 48` builds the same

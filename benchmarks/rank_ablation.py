@@ -186,7 +186,7 @@ def table(results: list[dict], metric: str) -> list[str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="digits", help="pipeline preset or YAML (mixnas/configs/pipelines)")
+    parser.add_argument("--preset", default="digits", help="pipeline preset or YAML (a family's configs/pipelines)")
     parser.add_argument("--k", type=int, default=12, help="architectures, stratified as rank-check does")
     parser.add_argument("--updates", type=int, help="from-scratch updates (default retrain.train.max_updates)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")

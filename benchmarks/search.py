@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from mixnas.cost import count_decode_flops, count_params
-from mixnas.models.config import TransformerConfig
+from mixnas.families.transformer.config import TransformerConfig
 from mixnas.predictors import GBDTPredictor, MLPPredictor, featurize, fit_predictor
 from mixnas.search import Constraint, EvolutionConfig, PredictorObjective, evolution_search, nsga2_search
 from mixnas.space.search_space import SearchSpace

@@ -28,9 +28,11 @@ import time
 import torch
 import torch.nn.functional as F
 
-from mixnas.models import TransformerConfig, ViTConfig
+from mixnas.families.transformer.config import TransformerConfig
+from mixnas.families.transformer.supernet import SupernetTransformer
+from mixnas.families.vit.config import ViTConfig
+from mixnas.families.vit.supernet import SupernetViT
 from mixnas.space.search_space import SearchSpace
-from mixnas.supernet import SupernetTransformer, SupernetViT
 
 TARGET = 1.2
 

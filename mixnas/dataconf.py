@@ -150,7 +150,7 @@ PRESET_KINDS = ("archs", "spaces", "experiments", "pipelines")
 
 
 def preset_dirs(kind: str) -> list[Path]:
-    """Where presets of `kind` live: mixnas/configs/<kind>/ and every model family's
+    """Where presets of `kind` live: mixnas/configs/<kind>/ (if present) and every model family's
     configs/<kind>/ (a family keeps its presets in its own folder)."""
     if kind not in PRESET_KINDS:
         raise ValueError(f"preset kind must be one of {PRESET_KINDS}, got {kind!r}")

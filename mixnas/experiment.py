@@ -6,7 +6,7 @@
     train: {max_updates: 300, lr: 0.002, lr_scheduler: cosine, warmup_updates: 30, save_dir: runs/x}
     eval: {split: test, average_last: 1}
 
-`model.arch` is a preset name (mixnas/configs/archs/NAME.yaml) or a path to an arch.yaml
+`model.arch` is a preset name (NAME.yaml under a family's configs/archs/) or a path to an arch.yaml
 (bare, or the {"arch": ..., "config": ...} file of an exported model).
 """
 from __future__ import annotations
@@ -64,7 +64,7 @@ def data_config_for(task: str, data: dict[str, Any]):
 
 
 def load_experiment(path_or_name: str, overrides: list[str] = ()) -> Experiment:
-    """An experiment preset (mixnas/configs/experiments or a family's) or YAML path, with
+    """An experiment preset (a family's configs/experiments) or YAML path, with
     `key=value` overrides, typed and checked before any data is read."""
     path = resolve_preset(path_or_name, "experiments", "experiment config")
     exp = from_dict(Experiment, apply_overrides(load_yaml(path), list(overrides)))

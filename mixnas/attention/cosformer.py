@@ -20,7 +20,7 @@ differences). Two rules for M, option `m_rule`:
     (`return_state=True`) needs `m`; the state keeps M and every later call uses it (a causal
     call that passes a different `m` is an error). The step-by-step outputs then equal the full
     causal forward with the same `m`. How a translation model chooses M so that training and
-    beam search agree: `mixnas.models.transformer.length_rule_m`.
+    beam search agree: `mixnas.families.transformer.model.length_rule_m`.
 """
 from __future__ import annotations
 

@@ -186,7 +186,7 @@ def _cmd_evaluate(args) -> int:
 
 def add_train_parser(sub) -> None:
     p = sub.add_parser("train", help="train one architecture from scratch, then evaluate it")
-    p.add_argument("--config", required=True, help="experiment YAML or preset name (mixnas/configs/experiments)")
+    p.add_argument("--config", required=True, help="experiment YAML or preset name (a family's configs/experiments)")
     p.add_argument("--restart", action="store_true",
                    help="when save_dir holds a run made with another config: remove it and train anew")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_updates=100")

@@ -34,9 +34,9 @@ above). For ~6 ms runs (48x48 inputs), interrupted in every run, the wall minimu
 4.4x, the oncpu and cpu minima 1.0-1.3x: the rest is the other process slowing the shared
 caches and memory, which no clock removes.
 
-The model needs `config` (TransformerConfig / ViTConfig of mixnas/models/config.py) and, for
+The model needs `config` (its family's model config, e.g. TransformerConfig / ViTConfig) and, for
 translation, the `encode` / `decode(tokens, enc, states, return_states=True)` /
-`reorder_states` / `reorder_encoder_out` API of mixnas/models/transformer.py.
+`reorder_states` / `reorder_encoder_out` API of mixnas/families/transformer/model.py.
 """
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
-"""Task-level settings of a model that the search does NOT choose (vocabulary, norms, dropout...).
+"""What every family's model config shares: per-field rules, the typed loader, default kernel options.
 
-An exported model is `arch.yaml` = {"arch": arch.to_dict(), "config": config.to_dict()} plus
-`model.pt`; these dataclasses are the "config" half.
+A family's model config (its `model_config_class`: the settings of a model that the search does
+NOT choose, such as vocabulary, norms, dropout) is a dataclass in the family's config.py. An
+exported model is `arch.yaml` = {"arch": arch.to_dict(), "config": config.to_dict()} plus
+`model.pt`; those dataclasses are the "config" half.
 """
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import dataclasses
 import functools
 import math
 import typing
-from dataclasses import asdict, dataclass, field
+from dataclasses import field
 from typing import Any, Callable
 
 from ..dataconf import ConfigError, from_dict
@@ -71,100 +73,6 @@ def with_default_kernel_options(options: dict) -> dict:
     for kind, values in options.items():
         merged[kind] = {**merged.get(kind, {}), **values}
     return merged
-
-
-@dataclass
-class TransformerConfig:
-    src_vocab: int
-    tgt_vocab: int
-    pad_id: int = 0
-    bos_id: int = 1
-    eos_id: int = 2
-    shared_vocab: bool = True  # one token table for source and target (needs src_vocab == tgt_vocab)
-    tie_embeddings: bool = True  # output projection = decoder token embedding
-    pre_norm: bool = False  # fairseq default is post-norm
-    dropout: float = 0.1
-    attention_dropout: float = 0.0
-    max_len: int = 1024  # longest sequence the sinusoidal positions cover
-    attention_options: dict = field(default_factory=dict)  # kind -> build_kernel options
-
-    def __post_init__(self):
-        _check_fields(self, TRANSFORMER_RULES)
-        self.attention_options = with_default_kernel_options(self.attention_options)
-        if self.shared_vocab and self.src_vocab != self.tgt_vocab:
-            raise FieldError("TransformerConfig", "shared_vocab",
-                             f"needs src_vocab == tgt_vocab, got {self.src_vocab} and {self.tgt_vocab}; "
-                             f"set shared_vocab: false for separate vocabularies")
-        size = min(self.src_vocab, self.tgt_vocab)
-        for name in ("pad_id", "bos_id", "eos_id"):
-            if getattr(self, name) >= size:
-                raise FieldError("TransformerConfig", name,
-                                 f"expected an id inside the vocabulary (< {size}), got {getattr(self, name)}")
-
-    def kernel_options(self, kind: str) -> dict[str, Any]:
-        """Options for `build_kernel(kind, ...)`: attention dropout, overridden per kind."""
-        return {"dropout": self.attention_dropout, **self.attention_options.get(kind, {})}
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any], path: str = "model.config") -> "TransformerConfig":
-        """Typed and range-checked; errors name `path`.key (the experiment's model.config by default)."""
-        return _load(cls, d, path)
-
-
-TRANSFORMER_RULES: dict[str, Rule] = {
-    "src_vocab": POSITIVE_INT, "tgt_vocab": POSITIVE_INT, "pad_id": TOKEN_ID, "bos_id": TOKEN_ID,
-    "eos_id": TOKEN_ID, "shared_vocab": BOOL, "tie_embeddings": BOOL, "pre_norm": BOOL, "dropout": RATE,
-    "attention_dropout": RATE, "max_len": POSITIVE_INT, "attention_options": KERNEL_OPTIONS,
-}
-
-
-@dataclass
-class ViTConfig:
-    image_size: int = 32
-    patch_size: int = 4
-    in_channels: int = 3
-    num_classes: int = 10
-    pool: str = "cls"  # "cls": class token; "mean": average of the patch tokens
-    dropout: float = 0.0
-    attention_options: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        _check_fields(self, VIT_RULES)
-        self.attention_options = with_default_kernel_options(self.attention_options)
-        if self.image_size % self.patch_size:
-            raise FieldError("ViTConfig", "patch_size",
-                             f"expected a divisor of image_size={self.image_size}, got {self.patch_size}")
-
-    @property
-    def num_patches(self) -> int:
-        return (self.image_size // self.patch_size) ** 2
-
-    @property
-    def num_tokens(self) -> int:
-        return self.num_patches + (1 if self.pool == "cls" else 0)
-
-    def kernel_options(self, kind: str) -> dict[str, Any]:
-        return dict(self.attention_options.get(kind, {}))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any], path: str = "model.config") -> "ViTConfig":
-        """Typed and range-checked; errors name `path`.key (the experiment's model.config by default)."""
-        return _load(cls, d, path)
-
-
-VIT_RULES: dict[str, Rule] = {
-    "image_size": POSITIVE_INT, "patch_size": POSITIVE_INT, "in_channels": POSITIVE_INT,
-    "num_classes": POSITIVE_INT, "pool": (lambda v: v in ("cls", "mean"), "'cls' or 'mean'"), "dropout": RATE,
-    "attention_options": KERNEL_OPTIONS,
-}
-TransformerConfig.RULES = TRANSFORMER_RULES
-ViTConfig.RULES = VIT_RULES
 
 
 def check_model_config(cls: type, values: Any, path: str = "model.config") -> None:

@@ -4,7 +4,7 @@
     mixnas collect --config digits [--num-archs N] [--out PATH] [key=value ...]
     mixnas rank-check --config digits --k 8 --updates 300 [key=value ...]
 
-All three read the same pipeline config (mixnas/configs/pipelines/NAME.yaml or a path); collect
+All three read the same pipeline config (a preset NAME under a family's configs/pipelines/, or a path); collect
 and rank-check use the supernet trained into `run_dir/supernet/` unless --supernet is given.
 """
 from __future__ import annotations
@@ -71,7 +71,7 @@ def _cmd_rank_check(args) -> int:
 
 
 def _common(p) -> None:
-    p.add_argument("--config", required=True, help="pipeline YAML or preset name (mixnas/configs/pipelines)")
+    p.add_argument("--config", required=True, help="pipeline YAML or preset name (a family's configs/pipelines)")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. supernet.train.max_updates=100")
 
 

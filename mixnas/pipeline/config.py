@@ -14,7 +14,7 @@
     baselines: [vit_digits_softmax, vit_digits_cosformer]
     threads: 1                    # torch intra-op threads for every step (null: torch's default)
 
-Loaded like experiments: a preset name (mixnas/configs/pipelines/NAME.yaml) or a YAML path,
+Loaded like experiments: a preset name (NAME.yaml under a family's configs/pipelines/) or a YAML path,
 then `key=value` overrides (e.g. supernet.train.max_updates=50). The supernet's
 `train.save_dir` and `train.seed` come from `run_dir` and `seed` (set those instead); so do
 the retraining runs' (run_dir/retrain/<name>/).
@@ -35,13 +35,12 @@ from ..dataconf import ConfigError, ModelSection, apply_overrides, from_dict, lo
 from ..search.evolution import EvolutionConfig
 from ..train import TrainConfig
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 _DEFAULT_TRAIN = TrainConfig(max_updates=1)  # only to detect save_dir/seed set by the user
 
 
 @dataclass
 class SupernetSection:
-    space: str = "digits_vit"           # preset name (mixnas/configs/spaces) or a YAML path
+    space: str = "digits_vit"           # preset name (a family's configs/spaces) or a YAML path
     share_projections: bool = False     # False: each attention kind owns its projections (the paper)
     sandwich: bool = False              # per update: largest + smallest + random sub-network
     distill: bool = False               # in-place distillation (needs sandwich): smaller ones learn the largest's outputs
@@ -232,7 +231,7 @@ class PipelineConfig:
     search: SearchSection = field(default_factory=SearchSection)
     retrain: RetrainSection = field(default_factory=RetrainSection)
     rank_check: RankCheckSection = field(default_factory=RankCheckSection)
-    baselines: list[str] = field(default_factory=list)  # arch presets (mixnas/configs/archs) or paths
+    baselines: list[str] = field(default_factory=list)  # arch presets (a family's configs/archs) or paths
     threads: int | None = None  # torch.set_num_threads for every step; 1 for tiny CPU models
 
     def validate(self) -> None:
@@ -272,7 +271,7 @@ class PipelineConfig:
 
 
 def load_pipeline_config(path_or_name: str, overrides: list[str] = ()) -> PipelineConfig:
-    """A pipeline preset (mixnas/configs/pipelines or a family's) or YAML path, with `key=value`
+    """A pipeline preset (a family's configs/pipelines) or YAML path, with `key=value`
     overrides (e.g. supernet.train.max_updates=50), typed and checked before any work starts."""
     from ..experiment import check_split_of  # lazy: experiment imports models and tasks
     from ..families import family_for_task

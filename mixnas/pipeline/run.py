@@ -197,7 +197,7 @@ def _overrides(p) -> None:
 
 def add_fit_predictor_parser(sub) -> None:
     p = sub.add_parser("fit-predictor", help="fit the score and latency predictors on run_dir/collect.csv")
-    p.add_argument("--config", required=True, help="pipeline YAML or preset name (mixnas/configs/pipelines)")
+    p.add_argument("--config", required=True, help="pipeline YAML or preset name (a family's configs/pipelines)")
     add_restart_flag(p, "fit-predictor")
     _overrides(p)
     p.set_defaults(func=_cmd_fit_predictor)
@@ -205,7 +205,7 @@ def add_fit_predictor_parser(sub) -> None:
 
 def add_search_parser(sub) -> None:
     p = sub.add_parser("search", help="constrained evolutionary search (mixed, all-softmax, all-cosFormer)")
-    p.add_argument("--config", required=True, help="pipeline YAML or preset name (mixnas/configs/pipelines)")
+    p.add_argument("--config", required=True, help="pipeline YAML or preset name (a family's configs/pipelines)")
     p.add_argument("--resume", action="store_true", help="continue the saved search state in run_dir/search")
     add_restart_flag(p, "search")
     _overrides(p)
@@ -215,7 +215,7 @@ def add_search_parser(sub) -> None:
 def add_run_parser(sub) -> None:
     p = sub.add_parser("run", help="the whole pipeline into run_dir, then report.md, pareto.png, results.json")
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--preset", help=f"pipeline preset (mixnas/configs/pipelines; default {DEFAULT_PRESET})")
+    group.add_argument("--preset", help=f"pipeline preset (a family's configs/pipelines; default {DEFAULT_PRESET})")
     group.add_argument("--config", help="pipeline YAML path")
     p.add_argument("--restart", metavar="STEP", choices=STEPS, default=None,
                    help=f"start STEP and every later step whose config changed over ({', '.join(STEPS)}); "

@@ -18,46 +18,6 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class EncoderLayerArch:
-    ffn_dim: int
-    heads: int
-    attention: str  # a registered attention kind, e.g. "softmax" or "cosformer"
-
-
-@dataclass(frozen=True)
-class DecoderLayerArch:
-    ffn_dim: int
-    heads: int  # self-attention heads
-    attention: str  # self-attention kind (causal)
-    cross_heads: int  # encoder-decoder attention heads
-    cross_attention: str  # encoder-decoder attention kind
-    # Arbitrary encoder-decoder attention (HAT): attend to the concatenated outputs of the
-    # last `cross_layers` encoder layers. HAT's gene values -1, 1, 2 are cross_layers 1, 2, 3.
-    cross_layers: int = 1
-
-
-@dataclass(frozen=True)
-class TransformerArch:
-    """Encoder-decoder Transformer (translation)."""
-
-    encoder_embed_dim: int
-    decoder_embed_dim: int
-    encoder_layers: tuple[EncoderLayerArch, ...]
-    decoder_layers: tuple[DecoderLayerArch, ...]
-    qkv_dim: int = 512  # width of q/k/v projections; head size = qkv_dim // heads
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": "transformer", **_plain(asdict(self))}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TransformerArch":
-        return from_dict(cls, _without_type(d, "transformer"), "architecture")
-
-    def validate(self) -> None:
-        _non_empty(self, "encoder_layers", "decoder_layers")
-
-
-@dataclass(frozen=True)
 class StackLayerArch:
     """One layer of a single-stack model (ViT, decoder-only LM)."""
 
@@ -86,20 +46,6 @@ class StackArch:
 
     def validate(self) -> None:
         _non_empty(self, "layers")
-
-
-@dataclass(frozen=True)
-class ViTLayerArch(StackLayerArch):
-    pass
-
-
-@dataclass(frozen=True)
-class ViTArch(StackArch):
-    """Vision Transformer (classification)."""
-
-    layers: tuple[ViTLayerArch, ...]
-
-    type_name: ClassVar[str] = "vit"
 
 
 Arch = Any  # an architecture of any registered model family (mixnas.families)

@@ -58,22 +58,6 @@ class StackChoices:
         return {f.name: getattr(self, f.name) for f in fields(layer_cls)}
 
 
-@dataclass(frozen=True)
-class DecoderChoices(StackChoices):
-    cross_heads: tuple[int, ...]
-    cross_attention: tuple[str, ...]
-    # Arbitrary encoder-decoder attention: attend to the last 1, 2 or 3 encoder layers' outputs.
-    cross_layers: tuple[int, ...]
-
-    @property
-    def max_cross_heads(self) -> int:
-        return max(self.cross_heads)
-
-    @property
-    def max_cross_layers(self) -> int:
-        return max(self.cross_layers)
-
-
 def is_kind_gene(choices: tuple) -> bool:
     return isinstance(choices[0], str)
 

@@ -8,8 +8,10 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from mixnas.models.config import TransformerConfig, ViTConfig
-from mixnas.space.arch import DecoderLayerArch, EncoderLayerArch, TransformerArch, ViTArch, ViTLayerArch
+from mixnas.families.transformer.arch import DecoderLayerArch, EncoderLayerArch, TransformerArch
+from mixnas.families.transformer.config import TransformerConfig
+from mixnas.families.vit.arch import ViTArch, ViTLayerArch
+from mixnas.families.vit.config import ViTConfig
 
 ENC, DEC, VIT = EncoderLayerArch, DecoderLayerArch, ViTLayerArch
 

@@ -9,14 +9,14 @@ import torch
 from cost_archs import TRANSLATION, VISION
 from torch import nn
 
-from mixnas.space.arch import ViTArch, ViTLayerArch
 from mixnas.cost import (LatencyResult, check_clock, describe_protocol, latency_statistic, measure_latency,
                          protocol_differences, summarize, trimmed)
 from mixnas.cost.latency import CLOCKS, DEFAULT_STAT, OnCpuClock, default_clock
+from mixnas.families.vit.arch import ViTArch, ViTLayerArch
 
 LINUX_SCHEDSTAT = CLOCKS["oncpu"].available()
-from mixnas.models.transformer import Transformer
-from mixnas.models.vit import ViT
+from mixnas.families.transformer.model import Transformer
+from mixnas.families.vit.model import ViT
 
 
 def test_trimming_drops_ten_percent_at_each_end():

@@ -6,8 +6,8 @@ from cost_archs import TRANSLATION, VISION, measured_flops, tokens
 
 from mixnas.cost import count_decode_flops, count_flops, count_params
 from mixnas.families.transformer.family import translation_step
-from mixnas.models.transformer import Transformer
-from mixnas.models.vit import ViT
+from mixnas.families.transformer.model import Transformer
+from mixnas.families.vit.model import ViT
 
 EMBEDDING_PARAMS = ("encoder_embed.", "decoder_embed.", "output_projection.",
                     "patch_embed.", "cls_token", "pos_embed", "head.")
@@ -101,8 +101,8 @@ def test_bad_inputs_give_clear_errors():
 def test_hat_published_subtransformer():
     """HAT's WMT'14 En-De SubTransformer 'titanxp@208.1ms' (its arch file in HAT's repository)
     is reported as 49.4M parameters and 3.09 GFLOPs without embeddings (design.md)."""
-    from mixnas.models.config import TransformerConfig
-    from mixnas.space.arch import DecoderLayerArch, EncoderLayerArch, TransformerArch
+    from mixnas.families.transformer.arch import DecoderLayerArch, EncoderLayerArch, TransformerArch
+    from mixnas.families.transformer.config import TransformerConfig
     encoder = tuple(EncoderLayerArch(3072, h, "softmax") for h in (8, 4, 8, 8, 8, 4))
     decoder = tuple(DecoderLayerArch(ffn, h, "softmax", ch, "softmax", cross)
                     for ffn, h, ch, cross in zip((2048, 2048, 3072, 3072, 3072), (8, 8, 8, 4, 8),

@@ -4,11 +4,11 @@ import pytest
 from cost_archs import VISION
 
 from mixnas.cost import CLOCKS
-from mixnas.dataconf import ConfigError, from_dict, load_yaml
+from mixnas.dataconf import ConfigError, from_dict, load_yaml, preset_dirs
 from mixnas.fileio import read_json, write_json
 from mixnas.models import build_model, save_model
 from mixnas.pipeline import load_pipeline_config
-from mixnas.pipeline.config import CONFIG_DIR, CollectSection
+from mixnas.pipeline.config import CollectSection
 from mixnas.pipeline.retrain import LATENCY_FILE, measured_latency
 
 
@@ -32,9 +32,10 @@ def test_collect_latency_protocol_defaults_and_validation():
     from_dict(CollectSection, {"latency": False, "latency_device": "cuda"})  # nothing measured: no clock needed
 
 
-@pytest.mark.parametrize("preset", sorted(p.stem for p in (CONFIG_DIR / "pipelines").glob("*.yaml")))
+@pytest.mark.parametrize("preset", sorted(p for d in preset_dirs("pipelines") for p in d.glob("*.yaml")),
+                         ids=lambda p: p.stem)
 def test_every_preset_has_a_valid_latency_protocol(preset):
-    from_dict(CollectSection, load_yaml(CONFIG_DIR / "pipelines" / f"{preset}.yaml").get("collect", {}))
+    from_dict(CollectSection, load_yaml(preset).get("collect", {}))
 
 
 # the default clock, oncpu, reads Linux's per-thread schedstat

@@ -5,7 +5,8 @@ import pytest
 
 from mixnas.dataconf import ConfigError
 from mixnas.experiment import load_experiment
-from mixnas.models import TransformerConfig, ViTConfig
+from mixnas.families.transformer.config import TransformerConfig
+from mixnas.families.vit.config import ViTConfig
 from mixnas.models.config import check_model_config
 from mixnas.pipeline import load_pipeline_config
 

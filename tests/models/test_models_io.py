@@ -4,8 +4,13 @@ import pytest
 import torch
 import yaml
 
-from mixnas.models import TransformerConfig, ViT, ViTConfig, Transformer, load_model, save_model
-from mixnas.space.arch import DecoderLayerArch, EncoderLayerArch, TransformerArch, ViTArch, ViTLayerArch
+from mixnas.families.transformer.arch import DecoderLayerArch, EncoderLayerArch, TransformerArch
+from mixnas.families.transformer.config import TransformerConfig
+from mixnas.families.transformer.model import Transformer
+from mixnas.families.vit.arch import ViTArch, ViTLayerArch
+from mixnas.families.vit.config import ViTConfig
+from mixnas.families.vit.model import ViT
+from mixnas.models import load_model, save_model
 
 
 def test_transformer_round_trip(tmp_path):

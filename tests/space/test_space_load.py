@@ -7,8 +7,9 @@ import yaml
 from tiny_spaces import TINY_TRANSFORMER, TINY_VIT, tiny_transformer
 
 from mixnas.attention import kinds
-from mixnas.space import (SearchSpace, TransformerSpace, ViTSpace, arch_from_yaml, arch_to_yaml, load_arch,
-                          save_arch)
+from mixnas.families.transformer.space import TransformerSpace
+from mixnas.families.vit.space import ViTSpace
+from mixnas.space import SearchSpace, arch_from_yaml, arch_to_yaml, load_arch, save_arch
 
 PRESETS = ["cifar10_vit", "digits_vit", "fashion_mnist_vit", "hat_wmt14", "multi30k_small", "ranknas_large"]
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from tiny_spaces import TINY_TRANSFORMER, TINY_VIT, tiny_transformer, tiny_vit
 
-from mixnas.space import (DecoderLayerArch, EncoderLayerArch, SearchSpace, TransformerArch, ViTArch,
-                          ViTLayerArch)
+from mixnas.families.transformer.arch import DecoderLayerArch, EncoderLayerArch, TransformerArch
+from mixnas.families.vit.arch import ViTArch, ViTLayerArch
+from mixnas.space import SearchSpace
 
 
 # ---------------------------------------------------------------- brute-force references

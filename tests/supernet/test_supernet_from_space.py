@@ -5,9 +5,11 @@ import random
 import pytest
 import torch
 
-from mixnas.models import TransformerConfig, ViTConfig
+from mixnas.families.transformer.config import TransformerConfig
+from mixnas.families.transformer.supernet import SupernetTransformer
+from mixnas.families.vit.config import ViTConfig
+from mixnas.families.vit.supernet import SupernetViT
 from mixnas.space.search_space import SearchSpace
-from mixnas.supernet import SupernetTransformer, SupernetViT
 
 
 def test_translation_preset():

@@ -1,8 +1,8 @@
 """Encoder-decoder Transformer for translation: what the pipeline needs to know about it.
 
-Architecture `mixnas.space.TransformerArch`, space `TransformerSpace`, model
-`mixnas.models.Transformer`, supernet `mixnas.supernet.SupernetTransformer`, task
-`mixnas.tasks.translation.task.TranslationTask` (SentencePiece, label-smoothed loss, beam search,
+Architecture `TransformerArch` (arch.py), space `TransformerSpace` (space.py), model
+`Transformer` (model.py), supernet `SupernetTransformer` (supernet.py), task
+`TranslationTask` (task/task.py: SentencePiece, label-smoothed loss, beam search,
 sacreBLEU). Cost options: source and target length, and the beam of decoding; the latency
 workload is HAT's (encoder once, then `tgt_len` incremental decoder steps on `beam` hypotheses).
 """
@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from ..family import Family
-from ...models.config import TransformerConfig
-from ...space.arch import TransformerArch
-from ...space.search_space import TransformerSpace
-from ...tasks.translation.task import TranslationTaskConfig
+from .arch import TransformerArch
+from .config import TransformerConfig
+from .space import TransformerSpace
+from .task.task import TranslationTaskConfig
 
 
 class TransformerFamily(Family):
@@ -31,15 +31,15 @@ class TransformerFamily(Family):
     cost_options = {"src_len": 30, "tgt_len": 30, "beam": 4}
 
     def build_task(self, data_config: TranslationTaskConfig):
-        from ...tasks.translation.task import TranslationTask
+        from .task.task import TranslationTask
         return TranslationTask(data_config)
 
     def build_model(self, arch: TransformerArch, config: TransformerConfig):
-        from ...models.transformer import Transformer
+        from .model import Transformer
         return Transformer(arch, config)
 
     def build_supernet(self, space: TransformerSpace, config: TransformerConfig, share_projections: bool = False):
-        from ...supernet.transformer import SupernetTransformer
+        from .supernet import SupernetTransformer
         return SupernetTransformer.from_space(space, config, share_projections=share_projections)
 
     def split_names(self, data_config: TranslationTaskConfig) -> list[str] | None:
@@ -54,18 +54,18 @@ class TransformerFamily(Family):
 
     # ------------------------------------------------------------ cost
     def params_breakdown(self, arch: TransformerArch, config: Any) -> dict[str, int]:
-        from ...cost.params import transformer_params_breakdown
+        from .cost import transformer_params_breakdown
         return transformer_params_breakdown(arch, config)
 
     def flops_breakdown(self, arch: TransformerArch, config: Any, **options: int) -> dict[str, int]:
         """Teacher-forced forward: encoder over src_len tokens, decoder over tgt_len."""
-        from ...cost.flops import translation_flops
+        from .cost import translation_flops
         o = self.options(options)
         return translation_flops(arch, config, o["src_len"], o["tgt_len"])
 
     def decode_flops_breakdown(self, arch: TransformerArch, config: Any, **options: int) -> dict[str, int]:
         """Encoder once at batch 1, then tgt_len incremental decoder steps on `beam` hypotheses."""
-        from ...cost.flops import decode_flops
+        from .cost import decode_flops
         o = self.options(options)
         return decode_flops(arch, config, o["src_len"], o["tgt_len"], o["beam"])
 

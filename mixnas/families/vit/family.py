@@ -1,7 +1,7 @@
 """Vision Transformer for image classification: what the pipeline needs to know about it.
 
-Architecture `mixnas.space.ViTArch`, space `ViTSpace`, model `mixnas.models.ViT`, supernet
-`mixnas.supernet.SupernetViT`, task `mixnas.tasks.vision.task.ClassificationTask` (digits,
+Architecture `ViTArch` (arch.py), space `ViTSpace` (space.py), model `ViT` (model.py), supernet
+`SupernetViT` (supernet.py), task `ClassificationTask` (task/task.py: digits,
 Fashion-MNIST, CIFAR-10; top-1 accuracy). No cost options: FLOPs and latency are of one image
 at model.config.image_size.
 """
@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..family import Family
-from ...models.config import ViTConfig
-from ...space.arch import ViTArch
-from ...space.search_space import ViTSpace
-from ...tasks.vision.task import ClassificationDataConfig
+from .arch import ViTArch
+from .config import ViTConfig
+from .space import ViTSpace
+from .task.task import ClassificationDataConfig
 
 
 class ViTFamily(Family):
@@ -27,23 +27,23 @@ class ViTFamily(Family):
     val_metrics = ("loss", "accuracy")
 
     def build_task(self, data_config: ClassificationDataConfig):
-        from ...tasks.vision.task import ClassificationTask
+        from .task.task import ClassificationTask
         return ClassificationTask(data_config)
 
     def build_model(self, arch: ViTArch, config: ViTConfig):
-        from ...models.vit import ViT
+        from .model import ViT
         return ViT(arch, config)
 
     def build_supernet(self, space: ViTSpace, config: ViTConfig, share_projections: bool = False):
-        from ...supernet.vit import SupernetViT
+        from .supernet import SupernetViT
         return SupernetViT.from_space(space, config, share_projections=share_projections)
 
     def params_breakdown(self, arch: ViTArch, config: Any) -> dict[str, int]:
-        from ...cost.params import vit_params_breakdown
+        from .cost import vit_params_breakdown
         return vit_params_breakdown(arch, config)
 
     def flops_breakdown(self, arch: ViTArch, config: Any, **options: int) -> dict[str, int]:
-        from ...cost.flops import vit_flops
+        from .cost import vit_flops
         if options:
             raise ValueError(f"a ViT has no sequence lengths or decoding (got {sorted(options)}); "
                              f"its FLOPs are at config.image_size")
