@@ -25,6 +25,10 @@ class Interrupted(BaseException):
         name = signal.Signals(self.signum).name
         super().__init__(message or f"stopped by {name}; finished work is saved, run the same command again to continue")
 
+    def __reduce__(self):
+        # Pickled with its signal (a retraining worker's Interrupted reaches the main process).
+        return type(self), (self.signum, str(self))
+
     @property
     def exit_code(self) -> int:
         return 128 + self.signum

@@ -87,7 +87,7 @@ def retrain(cfg: PipelineConfig, name: str, arch, task, log=lambda line: None, r
     for seed in retrain_seeds(cfg):
         directory = retrain_dir(cfg, name, seed)
         if not (directory / RESULTS_FILE).is_file():
-            log(f"retrain {name} (seed {seed}): {cfg.retrain.train.max_updates} updates from scratch")
+            log(f"retrain {name} (seed {seed}): {_plan(cfg, directory)}")
         train_experiment(experiment_for(cfg, name, seed), task=task, arch=arch, restart=restart)
         per_seed[seed] = read_json(directory / RESULTS_FILE, "retraining results")
     first = retrain_dir(cfg, name, retrain_seeds(cfg)[0])
@@ -104,9 +104,16 @@ def train_in_parallel(cfg: PipelineConfig, targets: list[tuple[str, Any]], resta
     if cfg.retrain.workers < 2 or len(jobs) < 2:
         return  # `retrain` trains them in this process
     for _, name, _, seed, _ in jobs:
-        log(f"retrain {name} (seed {seed}): {cfg.retrain.train.max_updates} updates from scratch "
+        log(f"retrain {name} (seed {seed}): {_plan(cfg, retrain_dir(cfg, name, seed))} "
             f"({cfg.retrain.workers} at a time)")
     run_in_processes(_train_job, jobs, cfg.retrain.workers)
+
+
+def _plan(cfg: PipelineConfig, directory: Path) -> str:
+    from ..train import list_checkpoints
+    done = list_checkpoints(directory)
+    start = f"resuming from {done[-1].name}" if done else "from scratch"
+    return f"{cfg.retrain.train.max_updates} updates, {start}"
 
 
 def _train_job(cfg_dict: dict[str, Any], name: str, arch_dict: dict[str, Any], seed: int, restart: bool) -> None:

@@ -4,12 +4,46 @@ A 2-core machine trains two small models at once about twice as fast as one afte
 (each with one intra-op thread). The jobs must be independent and deterministic, each in its
 own directory: then the results equal a sequential run's, and the caller reads them back as
 finished runs. Processes are spawned, not forked, so no torch state is shared.
+
+Stopping: SIGINT or SIGTERM to the main process (Ctrl-C, `kill`) is passed on to the workers;
+a worker in a training checkpoints after its current update and stops (mixnas.train.signals),
+a worker between jobs ignores it, jobs not yet started are cancelled, and the main process
+raises `Interrupted` once every worker has stopped: one line, exit 130 or 143, and the same
+command continues from the checkpoints. A second signal stops waiting at once.
 """
 from __future__ import annotations
 
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
+import os
+import signal
+import threading
+from concurrent.futures import CancelledError, ProcessPoolExecutor
 from typing import Any, Callable
+
+from mixnas.errors import Interrupted
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOPPED = ("stopped by {name}: the running trainings wrote a checkpoint; run the same command again "
+           "to continue")
+
+
+_stop: Any = None  # in a worker: the event the main process sets when it is told to stop
+
+
+def _init_worker(stop: Any) -> None:
+    """Worker initializer. Its own process group, so a terminal's Ctrl-C reaches it once, passed
+    on by the main process; signals between jobs are ignored (a training handles its own)."""
+    global _stop
+    _stop = stop
+    os.setpgrp()
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _run_job(function: Callable[..., Any], job: tuple) -> Any:
+    if _stop is not None and _stop.is_set():  # queued before the stop: do not start it
+        raise Interrupted(signal.SIGINT)
+    return function(*job)
 
 
 def run_in_processes(function: Callable[..., Any], jobs: list[tuple], workers: int) -> None:
@@ -19,6 +53,35 @@ def run_in_processes(function: Callable[..., Any], jobs: list[tuple], workers: i
         for job in jobs:
             function(*job)
         return
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")) as pool:
-        for future in [pool.submit(function, *job) for job in jobs]:
-            future.result()
+    received: list[int] = []
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context, initializer=_init_worker,
+                             initargs=(stop,)) as pool:
+        futures = [pool.submit(_run_job, function, job) for job in jobs]
+
+        def forward(signum: int, frame: Any) -> None:
+            if received:
+                raise Interrupted(signum, f"stopped by a second {signal.Signals(signum).name}; the trainings "
+                                          f"keep their last checkpoints")
+            received.append(signum)
+            stop.set()
+            for future in futures:
+                future.cancel()  # not started yet
+            for child in multiprocessing.active_children():
+                os.kill(child.pid, signum)
+
+        previous = ({sig: signal.signal(sig, forward) for sig in STOP_SIGNALS}
+                    if threading.current_thread() is threading.main_thread() else {})
+        try:
+            for future in futures:
+                try:
+                    future.result()
+                except (CancelledError, Interrupted):
+                    if not received:
+                        raise
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    if received:
+        raise Interrupted(received[0], STOPPED.format(name=signal.Signals(received[0]).name))

@@ -1,0 +1,44 @@
+"""Retraining workers: results as a sequential run, and a clean stop on SIGINT/SIGTERM."""
+import os
+import signal
+import threading
+import time
+
+import pytest
+from worker_jobs import train_until_stopped, write
+
+from mixnas.errors import Interrupted
+from mixnas.pipeline.workers import run_in_processes
+
+
+def test_every_job_runs(tmp_path):
+    run_in_processes(write, [(str(tmp_path), i) for i in range(3)], workers=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["done-0", "done-1", "done-2"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_the_main_process_stops_every_worker_cleanly(tmp_path, sig):
+    """`kill -INT <main pid>` (or TERM): both running trainings checkpoint, the queued ones never
+    start, and the main process raises Interrupted (one line, exit 128 + signal)."""
+    jobs = [(str(tmp_path), i) for i in range(4)]
+
+    def send_when_started():
+        deadline = time.monotonic() + 60
+        while len(list(tmp_path.glob("started-*"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), sig)
+
+    threading.Thread(target=send_when_started, daemon=True).start()
+    with pytest.raises(Interrupted) as stopped:
+        run_in_processes(train_until_stopped, jobs, workers=2)
+    assert stopped.value.exit_code == 128 + sig and "run the same command again" in str(stopped.value)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["checkpoint-0", "checkpoint-1", "started-0", "started-1"]  # queued jobs never started
+    assert (tmp_path / "checkpoint-0").read_text() == str(int(sig))
+
+
+def test_interrupted_survives_pickling():
+    """A worker's Interrupted crosses the process boundary with its signal and message."""
+    import pickle
+    copy = pickle.loads(pickle.dumps(Interrupted(signal.SIGTERM, "saved; rerun")))
+    assert (copy.signum, str(copy), copy.exit_code) == (signal.SIGTERM, "saved; rerun", 143)
