@@ -4,6 +4,7 @@ The public API (imported on first use, so `import mixnas` and the CLI's --help s
 
     run the pipeline     load_pipeline_config, run_pipeline
     one architecture     load_experiment, train_experiment, load_model, save_model
+    a trained model      load (translate, predict, generate with a saved model directory)
     spaces and supernets SearchSpace, build_task, build_supernet, load_supernet, score
     search               run_searcher, inherited_objective, Constraint, build_searcher, searchers
     cost                 count_params, count_flops, measure_latency
@@ -27,6 +28,7 @@ _API = {
     "train_experiment": "mixnas.commands.train:train_experiment",
     "load_model": "mixnas.models.io:load_model",
     "save_model": "mixnas.models.io:save_model",
+    "load": "mixnas.api:load",
     "SearchSpace": "mixnas.space.search_space:SearchSpace",
     "build_task": "mixnas.api:build_task",
     "build_supernet": "mixnas.api:build_supernet",

@@ -7,6 +7,11 @@
     result = mixnas.run_searcher(space, mixnas.inherited_objective(task, supernet), searcher="random",
                                  options={"budget": 50})
 
+A trained model (a `mixnas train` run's model/ directory, or its run directory):
+
+    translator = mixnas.load("runs/multi30k_hat/model")
+    print(translator.translate(["A man is riding a bike."]))
+
 Every name of `mixnas.__all__` is imported on first use, so `import mixnas` stays instant.
 """
 from __future__ import annotations
@@ -67,3 +72,13 @@ def run_searcher(space, objective, constraints: Sequence[Any] = (), searcher: st
     return build_searcher(searcher, options, seed=seed).search(space, objective, limits, state_path=state_path,
                                                                 resume=resume)
 
+
+
+def load(directory: str | Path, device: str = "cpu"):
+    """The inference object of a saved model directory (a training run directory works too):
+    translation -> `.translate(sentences)`, classification -> `.predict(images)` and
+    `.probabilities(images)`, language modeling -> `.generate(prompt, tokens, ...)`. The
+    directory must hold the task's preprocessing, as `mixnas train` and
+    `save_model(model, dir, task=task)` write it; `.model` is the loaded nn.Module."""
+    from .models.io import load_inference
+    return load_inference(directory, device)

@@ -5,13 +5,15 @@
 
 A run directory holds `experiment.yaml` (the resolved config), `arch.yaml`, `fingerprint.json`
 (see mixnas.rundir), the trainer's checkpoints and logs, `model/` (arch.yaml + model.pt: the
-final weights, averaged over the last `eval.average_last` checkpoints) and `results.json`.
+final weights, averaged over the last `eval.average_last` checkpoints, with the task's
+preprocessing and model.json: a self-contained directory `mixnas.load` reads) and `results.json`.
 Rerunning the same command resumes an unfinished run and changes nothing in a finished one;
 a changed config is refused unless `--restart` is given.
 """
 from __future__ import annotations
 
 import os
+import shlex
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from ..space.arch import save_arch
 
 ARCH_FILE = "arch.yaml"
 from ..models import load_model, save_model
+from ..models.io import read_metadata, update_metadata
 from ..train import Trainer, average_checkpoints, list_checkpoints
 from ..train.distributed import init_distributed
 
@@ -55,8 +58,12 @@ def train_outputs(save_dir: Path) -> list[Path]:
     return [*list_checkpoints(save_dir), *(save_dir / n for n in names)]
 
 
-def train_experiment(exp: Experiment, task=None, arch=None, restart: bool = False) -> dict[str, Any]:
+def train_experiment(exp: Experiment, task=None, arch=None, restart: bool = False,
+                     command: str | None = None) -> dict[str, Any]:
     """Train, export the (averaged) final model, evaluate it; returns the results dict.
+
+    The exported `save_dir/model/` holds the task's preprocessing and model.json (with the eval
+    results and `command`, the command line that trained it, when given).
 
     The run directory is locked for the whole run. Its fingerprint is checked before anything
     is written: a finished run rerun with the same config changes no file and returns its
@@ -69,7 +76,7 @@ def train_experiment(exp: Experiment, task=None, arch=None, restart: bool = Fals
             check_step("training", save_dir / FINGERPRINT_FILE, experiment_fingerprint(exp, arch),
                        train_outputs(save_dir), restart, "--restart", default_fingerprint(exp, arch))
         barrier_all()
-        finished = _finished_results(save_dir, exp)
+        finished = _finished_results(save_dir, exp, command)
         if finished is not None:
             return finished
         task = task or build_task(exp)
@@ -84,15 +91,16 @@ def train_experiment(exp: Experiment, task=None, arch=None, restart: bool = Fals
             return summary
         checkpoints = list_checkpoints(save_dir)[-max(exp.eval.average_last, 1):]
         model.load_state_dict(average_checkpoints(checkpoints))
-        save_model(model.cpu(), save_dir / "model")
+        save_model(model.cpu(), save_dir / "model", task=task, metadata={"command": command})
         metrics = evaluate_model(task, model, exp)
+        update_metadata(save_dir / "model", eval=metrics)
         results = {"train": summary, "eval": metrics, "eval_settings": to_dict(exp.eval),
                    "averaged_checkpoints": [str(p) for p in checkpoints]}
         write_json(save_dir / "results.json", results)
         return results
 
 
-def _finished_results(save_dir: Path, exp: Experiment) -> dict[str, Any] | None:
+def _finished_results(save_dir: Path, exp: Experiment, command: str | None = None) -> dict[str, Any] | None:
     """results.json of a finished run with the same fingerprint, re-evaluated first when the
     eval settings changed; None when the run has not finished."""
     path = save_dir / "results.json"
@@ -113,9 +121,12 @@ def _finished_results(save_dir: Path, exp: Experiment) -> dict[str, Any] | None:
     task = build_task(exp)
     model = build_experiment_model(exp, task, resolve_arch(str(save_dir / ARCH_FILE)))
     model.load_state_dict(average_checkpoints(averaged))
-    save_model(model.cpu(), save_dir / "model")
+    previous = read_metadata(save_dir / "model") or {}
+    save_model(model.cpu(), save_dir / "model", task=task,
+               metadata={"command": previous.get("command") or command})
     results.update(eval=evaluate_model(task, model, exp), eval_settings=to_dict(exp.eval),
                    averaged_checkpoints=[str(p) for p in averaged])
+    update_metadata(save_dir / "model", eval=results["eval"])
     write_json(path, results)
     return results
 
@@ -134,7 +145,9 @@ def evaluate_model(task, model, exp: Experiment) -> dict[str, Any]:
 def _cmd_train(args) -> int:
     exp = load_experiment(args.config, args.overrides)
     init_distributed(exp.train.device)  # no-op outside torchrun
-    results = train_experiment(exp, restart=args.restart)
+    command = shlex.join(["mixnas", "train", "--config", args.config, *(["--restart"] if args.restart else []),
+                          *args.overrides])
+    results = train_experiment(exp, restart=args.restart, command=command)
     if "eval" in results:
         print(_summary_line(results["eval"], exp.family.test_metric))
         print(f"model and results in {exp.train.save_dir}")

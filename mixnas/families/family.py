@@ -15,6 +15,11 @@ The task object a family builds (`build_task`) provides:
     score_key() -> (metric name, higher_is_better)   what a search optimises among score_metrics
     evaluate(model, split, limit) -> dict     the full evaluation; holds `Family.test_metric`
     distill_mask(batch) -> bool Tensor | None which output positions count in distillation
+
+A trained model is used through `save_assets` (what `save_model(model, dir, task=task)` writes
+beside the weights so the model needs no data, cache or run directory: a tokenizer, the
+normalisation...) and `inference` (the object `mixnas.load(dir)` returns: `translate`, `predict`,
+`generate`...). Both have safe defaults: nothing to save, no inference API.
 """
 from __future__ import annotations
 
@@ -52,6 +57,17 @@ class Family:
     def split_names(self, data_config: Any) -> list[str] | None:
         """The splits `evaluate` accepts (None while they cannot be known yet)."""
         return ["train", "val", "test"]
+
+    # ------------------------------------------------------------ using a trained model
+    def save_assets(self, task: Any, directory: Any) -> None:
+        """Write into the model directory `directory` (a Path, already holding arch.yaml and
+        model.pt) what turns raw inputs into the model's inputs and back, taken from `task`.
+        Default: nothing (the model config holds all a model needs)."""
+
+    def inference(self, model: Any, directory: Any) -> Any:
+        """The family's inference object for `model` (loaded from `directory`, whose assets
+        `save_assets` wrote). Assets missing in `directory`: a ValueError naming the file."""
+        raise ValueError(f"no inference API for this family ({self.name} models, task {self.task})")
 
     # ------------------------------------------------------------ cost
     def params_breakdown(self, arch: Any, config: Any) -> dict[str, int]:

@@ -22,6 +22,10 @@ def test_digits_train_then_evaluate(tmp_path, capsys):
     assert len(results["averaged_checkpoints"]) == 2
     assert results["train"]["step"] == 40
     assert 0.0 <= results["eval"]["accuracy"] <= 1.0
+    # The exported model directory is self-contained: preprocessing and model.json with the results.
+    meta = json.loads((run / "model" / "model.json").read_text())
+    assert meta["eval"] == results["eval"] and meta["command"].startswith("mixnas train --config digits_vit ")
+    assert (run / "model" / "preprocessing.json").is_file()
     # The exported model reproduces the reported test accuracy through `mixnas evaluate`.
     capsys.readouterr()
     assert main(["evaluate", "--checkpoint", str(run / "model"), "--json", str(tmp_path / "m.json")]) == 0

@@ -45,6 +45,13 @@ class LMFamily(Family):
     def split_names(self, data_config: LMDataConfig) -> list[str]:
         return data_config.split_names()
 
+    # ------------------------------------------------------------ using a trained model
+    def inference(self, model, directory):
+        """A `TextGenerator`: `.generate(prompt, tokens, temperature, top_k, seed)` (the model
+        config holds the vocabulary: no asset to save)."""
+        from .inference import TextGenerator
+        return TextGenerator(model, directory)
+
     # ------------------------------------------------------------ cost
     def params_breakdown(self, arch: LMArch, config: Any) -> dict[str, int]:
         from .cost import params_breakdown

@@ -5,42 +5,19 @@
 The model directory (arch.yaml + model.pt, as `mixnas train` exports it; a run directory
 holding model/ works too) carries its vocabulary in its config, so nothing else is needed.
 The prompt defaults to a newline; characters outside the vocabulary are an error (exit 2).
+It prints what `mixnas.load(model_dir).generate(...)` returns (mixnas/families/lm/inference.py).
 """
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
-
-def _model_dir(path: str) -> Path:
-    d = Path(path)
-    if not (d / "model.pt").is_file() and (d / "model" / "model.pt").is_file():
-        return d / "model"  # a run directory
-    return d
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
+    from mixnas.models.io import load_inference
 
-    from mixnas.models import load_model
-
-    if args.tokens < 0:
-        raise ValueError(f"--tokens must be >= 0, got {args.tokens}")
-    if args.temperature < 0:
-        raise ValueError(f"--temperature must be >= 0 (0: always the most likely character), got {args.temperature}")
-    if args.top_k is not None and args.top_k < 1:
-        raise ValueError(f"--top-k must be >= 1, got {args.top_k}")
-    model = load_model(_model_dir(args.model))
-    config = getattr(model, "config", None)
-    if not hasattr(model, "generate") or not hasattr(config, "vocab"):
-        raise ValueError(f"{args.model} holds a {type(model).__name__}, not a character language model")
-    prompt = args.prompt if args.prompt is not None else ("\n" if "\n" in config.vocab else config.vocab[0])
-    if not prompt:
-        raise ValueError("--prompt must hold at least one character")
-    ids = torch.tensor([config.encode(prompt)], dtype=torch.long)
-    generator = torch.Generator().manual_seed(args.seed)
-    out = model.generate(ids, args.tokens, temperature=args.temperature, top_k=args.top_k, generator=generator)
-    print(config.decode(out[0].tolist()))
+    generator = load_inference(args.model, task="language-modeling")
+    print(generator.generate(args.prompt, args.tokens, temperature=args.temperature, top_k=args.top_k,
+                             seed=args.seed))
     return 0
 
 

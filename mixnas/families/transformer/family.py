@@ -52,6 +52,17 @@ class TransformerFamily(Family):
         return sorted(p.name[: -len(suffix)] for p in directory.glob(f"*{suffix}")
                       if p.is_file() and not p.name.startswith("."))
 
+    # ------------------------------------------------------------ using a trained model
+    def save_assets(self, task, directory) -> None:
+        """The task's SentencePiece model (spm.model) and preprocessing.json (beam settings...)."""
+        from .inference import save_translation_assets
+        save_translation_assets(task, Path(directory))
+
+    def inference(self, model, directory):
+        """A `Translator`: `.translate(sentences, beam=..., lenpen=...)` -> translations."""
+        from .inference import Translator
+        return Translator(model, directory)
+
     # ------------------------------------------------------------ cost
     def params_breakdown(self, arch: TransformerArch, config: Any) -> dict[str, int]:
         from .cost import transformer_params_breakdown

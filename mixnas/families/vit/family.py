@@ -38,6 +38,19 @@ class ViTFamily(Family):
         from .supernet import SupernetViT
         return SupernetViT.from_space(space, config, share_projections=share_projections)
 
+    # ------------------------------------------------------------ using a trained model
+    def save_assets(self, task, directory) -> None:
+        """preprocessing.json: dataset, channels, image size, class names, normalisation."""
+        from pathlib import Path
+
+        from .inference import save_vit_assets
+        save_vit_assets(task, Path(directory))
+
+    def inference(self, model, directory):
+        """A `Classifier`: `.predict(images)`, `.probabilities(images)` of raw images."""
+        from .inference import Classifier
+        return Classifier(model, directory)
+
     def params_breakdown(self, arch: ViTArch, config: Any) -> dict[str, int]:
         from .cost import vit_params_breakdown
         return vit_params_breakdown(arch, config)

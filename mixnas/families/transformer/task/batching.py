@@ -68,6 +68,16 @@ def _rows(flat: torch.Tensor, offsets: torch.Tensor, ids: torch.Tensor, *, bos: 
     return rows, lengths + 1
 
 
+def source_rows(token_ids) -> torch.Tensor:
+    """(B, S) int64 source rows of sentences encoded without specials, built as `collate` builds
+    a batch's `src`: each sentence's tokens then EOS, right-padded with PAD to the longest."""
+    lengths = torch.tensor([len(row) for row in token_ids], dtype=torch.int64)
+    offsets = torch.zeros(len(token_ids) + 1, dtype=torch.int64)
+    offsets[1:] = torch.cumsum(lengths, 0)
+    flat = torch.tensor([token for row in token_ids for token in row], dtype=torch.int64)
+    return _rows(flat, offsets, torch.arange(len(token_ids)), bos=False)[0]
+
+
 def collate(split, ids: torch.Tensor) -> TranslationBatch:
     """The TranslationBatch of examples `ids` (int64 tensor) of an EncodedSplit."""
     ids = torch.as_tensor(ids, dtype=torch.int64)
