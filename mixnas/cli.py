@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -224,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
             args = build_parser(args.command).parse_args(argv)
         command = args.command
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # the reader went away (`mixnas cost DIR | head -2`): not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that Python's exit-time flush does not fail again
+        return 128 + signal.SIGPIPE
     except (Exception, KeyboardInterrupt, Interrupted) as e:
         return report_error(e, command)
     finally:

@@ -227,3 +227,14 @@ def test_help_version_and_bad_arguments_import_nothing_heavy():
     assert proc.returncode == 0, proc.stderr
     found = json.loads(proc.stdout.strip().splitlines()[-1])
     assert found == {key: [] for key in ["import mixnas", *(" ".join(a) for a in argvs)]}
+
+
+def test_a_closed_pipe_is_not_a_bug(tmp_path):
+    """`mixnas ... | head -1`: the reader leaving early ends quietly (exit 141), no traceback."""
+    import subprocess
+    import sys
+    code = "import sys; from mixnas.cli import main; sys.exit(main(['cost', '--help']))"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # nobody reads: the first write fails with EPIPE
+    err = proc.stderr.read().decode()
+    assert proc.wait() in (0, 141) and "Traceback" not in err and "bug" not in err

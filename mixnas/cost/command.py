@@ -10,6 +10,7 @@ from typing import Any
 from mixnas.families import family_of
 from mixnas.fileio import write_json
 from mixnas.models import load_model
+from mixnas.models.io import model_directory
 
 from .latency import CLOCKS, DEFAULT_STAT, STATS, describe_protocol, measure_latency
 from .params import count_params
@@ -50,8 +51,16 @@ def parse_options(items: list[str], aliases: dict[str, int | None]) -> dict[str,
     return options
 
 
+def scaled(count: int) -> str:
+    """A count with three significant digits and a unit: 41,234 -> '41.2k', 3.09e9 -> '3.09G'."""
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(count) >= size:
+            return f"{count / size:.3g}{unit}"
+    return str(count)
+
+
 def run(args: argparse.Namespace) -> int:
-    model = load_model(args.model)
+    model = load_model(model_directory(args.model))  # a model directory or the run directory holding it
     arch, config = model.arch, model.config
     options = parse_options(args.option, {"src_len": args.src_len, "tgt_len": args.tgt_len, "beam": args.beam})
     report = cost_report(arch, config, options=options, latency=args.latency, model=model, device=args.device, threads=args.threads,
@@ -59,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
     for key, value in report.items():
         if key == "latency_protocol":
             continue
-        shown = f"{value / 1e6:.2f}M" if key.startswith("params") else (
-            f"{value / 1e9:.3f}G" if "flops" in key else (f"{value:.2f}" if isinstance(value, float) else value))
+        counted = key.startswith("params") or "flops" in key
+        shown = f"{value:,} ({scaled(value)})" if counted else (f"{value:.2f}" if isinstance(value, float) else value)
         print(f"{key:34s} {shown}")
     if "latency_protocol" in report:
         print(f"{'latency measured as':34s} {describe_protocol(report['latency_protocol'])}")
@@ -72,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("cost", help="parameters, FLOPs and latency of an exported model",
                               description=__doc__.splitlines()[0])
-    p.add_argument("model", help="directory of an exported model (arch.yaml + model.pt)")
+    p.add_argument("model", help="directory of an exported model (arch.yaml + model.pt), or the training run "
+                                 "directory holding it in model/")
     p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                    help="a cost option of the model's family (sequence lengths, beam...; translation: src_len, "
                         "tgt_len, beam, default 30/30/4); repeatable")

@@ -94,7 +94,7 @@ def trust(results: dict[str, Any], rows: list[dict[str, Any]], metric: str, earl
                    "evolution did NOT beat random search" if gap <= 0 else
                    "evolution's lead over random search is within the seed spread")
         out.append(f"Random control: searched-mixed {mixed[f'test_{metric}']:.4g} vs searched-random "
-                   f"{random[f'test_{metric}']:.4g} retrained ({gap:+.3g} {'better' if gap > 0 else 'worse'}, {spread} the seed spread): {verdict}.")
+                   f"{random[f'test_{metric}']:.4g} retrained ({_gap_words(gap)}, {spread} the seed spread): {verdict}.")
     return out
 
 
@@ -130,6 +130,10 @@ def verdict_lines(results: dict[str, Any], rows: list[dict[str, Any]], early_sto
     if seeds == {1}:
         lines.append("- One seed per row: no seed spread, so no difference can be called significant.")
     return lines + [""]
+
+
+def _gap_words(gap: float) -> str:
+    return "the same score" if gap == 0 else f"{abs(gap):.3g} {'better' if gap > 0 else 'worse'}"
 
 
 def _f(value: float | None) -> str:

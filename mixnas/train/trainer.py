@@ -92,6 +92,7 @@ class Trainer:
         bar = tqdm(total=cfg.max_updates or None, initial=self.step, unit="upd", dynamic_ncols=True,
                    disable=not (cfg.progress and self.dist.is_main and sys.stderr.isatty()))
         validated_at, tick, stop = None, time.monotonic(), False
+        self._logged_elapsed = self.elapsed  # the progress line's rate counts this run's time only
         with self.signals, contextlib.closing(bar):
             while not stop:
                 if signum := self.signals.requested(self.dist.distributed):
@@ -286,8 +287,26 @@ class Trainer:
         if self.log is not None:
             self.log.write("train", self.step, metrics)
             bar.set_postfix(loss=f"{metrics.get('loss', float('nan')):.4g}", lr=f"{metrics['lr']:.3g}")
+            if bar.disable and self.cfg.progress:  # not a terminal (a log file, a pipe): one line instead
+                print(self._progress_line(metrics), file=sys.stderr, flush=True)
         self.last_train = metrics
         return metrics
+
+    def _progress_line(self, metrics: dict[str, Any]) -> str:
+        """'update 500/2000 (25%): loss 2.31, lr 0.00091, 8.2 updates/s, ~3.0 min left'."""
+        seconds = self.elapsed - self._logged_elapsed
+        self._logged_elapsed = self.elapsed
+        rate = metrics["updates"] / seconds if seconds > 0 else float("nan")
+        total = self.cfg.max_updates
+        where = f"update {self.step}/{total} ({self.step / total:.0%})" if total else f"update {self.step}"
+        left = ""
+        if total and self.step < total and rate == rate and rate > 0:
+            seconds_left = (total - self.step) / rate
+            left = f", ~{seconds_left:.0f} s left" if seconds_left < 90 else f", ~{seconds_left / 60:.1f} min left"
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()
+                          if k not in ("epoch", "lr", "grad_norm", "sample_size", "updates", "elapsed")
+                          and isinstance(v, (int, float)))
+        return f"{where}: {shown}, lr {metrics['lr']:.2g}, {rate:.3g} updates/s{left}"
 
     def _validate_and_check_stop(self) -> bool:
         self.stopped_by_task = bool(self._validate().get("stop"))

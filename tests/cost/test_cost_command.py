@@ -38,7 +38,9 @@ def test_vit_report(tmp_path, capsys):
     save_model(build_model(arch, config), tmp_path)
     assert cost_main([str(tmp_path)]) == 0
     printed = capsys.readouterr().out
-    assert f"{count_flops(arch, config) / 1e9:.3f}G" in printed and "latency_ms" not in printed
+    # exact counts, with a rounded reading beside them
+    assert f"{count_flops(arch, config):,} (" in printed and "latency_ms" not in printed
+    assert f"{count_params(arch, config):,} (" in printed
 
 
 def test_missing_model_is_a_clear_error(tmp_path):
