@@ -44,6 +44,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "mixnas.pipeline.run:add_search_parser"),
     "run": ("the whole pipeline into run_dir, then report.md, pareto.png, results.json",
             "mixnas.pipeline.run:add_run_parser"),
+    "export": ("write a trained model as an ONNX graph or a torch.export program",
+               "mixnas.export:add_parser"),
 }
 
 

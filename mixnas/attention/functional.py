@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from .mode import exporting
+
 
 def check_qkv(q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor | None) -> None:
     """Raise a one-line ValueError naming the problem, before torch fails deep inside."""
@@ -63,7 +65,7 @@ def softmax_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, drop
     if mask is not None:
         # A row with no visible key would be NaN; give it one dummy key and zero it afterwards.
         empty = ~mask.any(-1, keepdim=True)
-        if bool(empty.any()):
+        if exporting() or bool(empty.any()):  # exporting: always take this (traceable) path
             fix = torch.zeros_like(mask)
             fix[..., :1] = True
             if bias is None:
@@ -82,7 +84,16 @@ def linear_attention(qf: Tensor, kf: Tensor, v: Tensor, eps: float) -> tuple[Ten
     qf, kf: (B, H, L, D) feature-mapped queries/keys (padded keys already zeroed); v: (B, H, Lk, d).
     O(L D d) time, O(D d) state. Returns (out, kv, z) so cross-attention can cache kv and z.
     """
+    if exporting():
+        return _linear_attention_plain(qf, kf, v, eps)
     return _LinearAttention.apply(qf, kf, v, eps)
+
+
+def _linear_attention_plain(qf: Tensor, kf: Tensor, v: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor]:
+    """`_LinearAttention.forward` in plain, out-of-place operations (export mode)."""
+    kv = kf.transpose(-1, -2) @ v
+    z = kf.sum(-2)
+    return linear_readout(qf, kv, z, eps), kv, z
 
 
 class _LinearAttention(torch.autograd.Function):
@@ -146,6 +157,8 @@ def causal_linear_attention(qf: Tensor, kf: Tensor, v: Tensor, eps: float, chunk
     if kv0 is None:
         kv0 = qf.new_zeros(b, h, dim, d)
         z0 = qf.new_zeros(b, h, dim)
+    if exporting():
+        return _causal_linear_attention_plain(qf, kf, v, eps, chunk, kv0, z0)
     if n == 1:  # one decoding step: the recurrence itself
         kv = kv0 + kf.transpose(-1, -2) @ v
         z = z0 + kf[:, :, 0]
@@ -160,6 +173,22 @@ def causal_linear_attention(qf: Tensor, kf: Tensor, v: Tensor, eps: float, chunk
     vc = v.reshape(b, h, nc, c, d)
     out, kv, z = _CausalLinearAttention.apply(qc, kc, vc, kv0, z0, eps)
     return out.reshape(b, h, nc * c, d)[:, :, :n], kv, z
+
+
+def _causal_linear_attention_plain(qf: Tensor, kf: Tensor, v: Tensor, eps: float, chunk: int,
+                                   kv0: Tensor, z0: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The causal form for export: the exact masked product tril(qf kf^T) over the whole
+    sequence plus the initial sums, in out-of-place operations with no length-dependent Python
+    (the chunked form pads and loops over a number of chunks that depends on the length, which a
+    program with a dynamic length cannot express). O(L^2) per head, as softmax attention;
+    `chunk` is unused."""
+    n = qf.shape[2]
+    pos = torch.arange(n, device=qf.device)
+    tril = pos[None, :] <= pos[:, None]  # (L, L): key j visible to query i
+    scores = (qf @ kf.transpose(-1, -2)).masked_fill(~tril, 0.0)  # (B, H, L, L)
+    num = qf @ kv0 + scores @ v
+    den = (qf @ z0.unsqueeze(-1) + scores.sum(-1, keepdim=True)).clamp_min(eps)
+    return num / den, kv0 + kf.transpose(-1, -2) @ v, z0 + kf.sum(-2)
 
 
 def _exclusive_scan_(buf: Tensor, start: Tensor) -> Tensor:
@@ -246,7 +275,7 @@ def cosformer_features(x: Tensor, positions: Tensor, max_len: int, m_rule: str =
     x: (B, H, L, d); positions: (L,) absolute positions, each < M; returns (B, H, L, 2d).
     `m_rule` only words the error: "fixed" (M is the option max_len) or "length" (M given per call).
     """
-    if positions.numel() and int(positions.max()) >= max_len:
+    if not exporting() and positions.numel() and int(positions.max()) >= max_len:
         if m_rule == "length":
             raise ValueError(f"cosformer position {int(positions.max())} is beyond M={max_len} "
                              f"(m_rule='length': positions must be < M); pass a larger m")

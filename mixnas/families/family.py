@@ -23,7 +23,21 @@ normalisation...) and `inference` (the object `mixnas.load(dir)` returns: `trans
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
+
+
+@dataclass(frozen=True)
+class ExportProgram:
+    """What `mixnas export` traces (`Family.export_program`): `module(*args)` with example
+    `args`, `dynamic_shapes` as torch.export takes them (one entry per argument) and the names of
+    the inputs and outputs in the ONNX graph."""
+
+    module: Any
+    args: tuple
+    dynamic_shapes: tuple
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
 
 
 class Family:
@@ -68,6 +82,12 @@ class Family:
         """The family's inference object for `model` (loaded from `directory`, whose assets
         `save_assets` wrote). Assets missing in `directory`: a ValueError naming the file."""
         raise ValueError(f"no inference API for this family ({self.name} models, task {self.task})")
+
+    def export_program(self, model: Any) -> ExportProgram:
+        """What `mixnas export` writes of `model` (a standalone model in eval mode): the
+        module, example inputs and dynamic dimensions. Traced inside
+        `mixnas.attention.export_mode()`. Default: not supported (a one-line ValueError)."""
+        raise ValueError(f"export is not supported for {self.name} models yet")
 
     # ------------------------------------------------------------ cost
     def params_breakdown(self, arch: Any, config: Any) -> dict[str, int]:

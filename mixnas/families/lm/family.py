@@ -52,6 +52,20 @@ class LMFamily(Family):
         from .inference import TextGenerator
         return TextGenerator(model, directory)
 
+    def export_program(self, model):
+        """The full causal forward on (batch, length) int64 ids -> (batch, length, vocab) logits,
+        dynamic batch and length (1 <= length <= context)."""
+        import torch
+        from torch.export import Dim
+
+        from ..family import ExportProgram
+        context = model.config.context
+        tokens = torch.zeros(2, min(context, 4), dtype=torch.long)  # sizes 2+: not specialised as 1
+        dims = {0: Dim("batch")}
+        if context >= 2:
+            dims[1] = Dim("length", max=context)
+        return ExportProgram(model, (tokens,), (dims,), ("tokens",), ("logits",))
+
     # ------------------------------------------------------------ cost
     def params_breakdown(self, arch: LMArch, config: Any) -> dict[str, int]:
         from .cost import params_breakdown

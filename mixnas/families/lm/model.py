@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ...attention import MultiheadAttention
+from ...attention import MultiheadAttention, exporting
 from .arch import LMArch, check_lm_arch
 from .config import LMConfig
 
@@ -103,6 +103,8 @@ class LMBase(nn.Module):
         if end > c.context:
             raise ValueError(f"position {end - 1} is beyond the model's context of {c.context} tokens "
                              f"(positions 0..{c.context - 1}); shorten the input")
+        if exporting():  # no check of the ids' values in a traced program (ids out of range fail there)
+            return
         if int(tokens.min()) < 0 or int(tokens.max()) >= c.vocab_size:
             raise ValueError(f"tokens hold ids outside the vocabulary [0, {c.vocab_size})")
 

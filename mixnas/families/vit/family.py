@@ -51,6 +51,16 @@ class ViTFamily(Family):
         from .inference import Classifier
         return Classifier(model, directory)
 
+    def export_program(self, model):
+        """The forward on (batch, C, H, W) float images -> (batch, classes) logits, dynamic batch."""
+        import torch
+        from torch.export import Dim
+
+        from ..family import ExportProgram
+        c = model.config
+        images = torch.randn(2, c.in_channels, c.image_size, c.image_size)  # batch 2: not specialised as 1
+        return ExportProgram(model, (images,), ({0: Dim("batch")},), ("images",), ("logits",))
+
     def params_breakdown(self, arch: ViTArch, config: Any) -> dict[str, int]:
         from .cost import vit_params_breakdown
         return vit_params_breakdown(arch, config)

@@ -1,0 +1,104 @@
+"""`mixnas export`: a trained model as an ONNX graph or a torch.export program.
+
+    mixnas export --model runs/vit/model --format onnx --output vit.onnx
+    mixnas export --model runs/lm/model --format torch-export --output lm.pt2
+
+The model's family decides what is exported (`Family.export_program`): a ViT's forward on
+(batch, C, H, W) images with a dynamic batch; a language model's full causal forward on
+(batch, length) token ids with dynamic batch and length (length <= the context). The program is
+traced once with `torch.export.export` inside `mixnas.attention.export_mode()` (every attention
+kind as plain tensor operations); `onnx` converts it with `torch.onnx.export(..., dynamo=True)`
+(needs the packages onnx and onnxscript; onnxruntime runs the result), `torch-export` writes it
+with `torch.export.save` (load it with `torch.export.load(path).module()`).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+FORMATS = ("onnx", "torch-export")
+SUFFIX = {"onnx": ".onnx", "torch-export": ".pt2"}
+HELP = "write a trained model as an ONNX graph or a torch.export program"
+
+
+def trace(model):
+    """(torch.export ExportedProgram, the family's ExportProgram) of a standalone model."""
+    import torch
+
+    from .attention import export_mode
+    from .families import family_of
+
+    program = family_of(model).export_program(model.eval())
+    with export_mode(), torch.no_grad():
+        exported = torch.export.export(program.module, program.args, dynamic_shapes=program.dynamic_shapes)
+    return exported, program
+
+
+def export_model(model, output: str | Path, format: str = "onnx") -> Path:
+    """Write `model` (a standalone model of any family whose `export_program` is defined) to
+    `output` in `format` ("onnx" or "torch-export"); returns the path."""
+    if format not in FORMATS:
+        raise ValueError(f"unknown export format {format!r}; use one of {', '.join(FORMATS)}")
+    if format == "onnx":
+        _require_onnx()
+    exported, program = trace(model)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    from .fileio import atomic_write
+    if format == "torch-export":
+        import torch
+        atomic_write(output, lambda tmp: torch.export.save(exported, tmp))
+    else:
+        atomic_write(output, lambda tmp: _write_onnx(exported, program, tmp))
+    return output
+
+
+def _write_onnx(exported, program, path: Path) -> None:
+    import logging
+    import warnings
+
+    import torch
+    # The exporter logs a warning per torchvision operator it cannot register when torchvision is
+    # missing; none of them is used here.
+    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registration.level
+    registration.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            onnx_program = torch.onnx.export(exported, f=None, dynamo=True, verbose=False,
+                                             input_names=list(program.input_names),
+                                             output_names=list(program.output_names))
+    finally:
+        registration.setLevel(level)
+    onnx_program.save(str(path))
+
+
+def _require_onnx() -> None:
+    import importlib.util
+    missing = [name for name in ("onnx", "onnxscript") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ValueError(f"ONNX export needs the package(s) {', '.join(missing)}: pip install onnx onnxscript "
+                         f"(onnxruntime to run the result), or use --format torch-export")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .models.io import load_model, model_directory
+
+    directory = model_directory(args.model)
+    model = load_model(directory)
+    output = Path(args.output) if args.output else directory / f"model{SUFFIX[args.format]}"
+    path = export_model(model, output, args.format)
+    print(f"wrote {path}")
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("export", help=HELP,
+                       description="Trace a trained model (its family's inference forward) and write it as an "
+                                   "ONNX graph or a torch.export program (.pt2).")
+    p.add_argument("--model", required=True, help="a saved model directory (arch.yaml + model.pt) or its run directory")
+    p.add_argument("--format", choices=FORMATS, default="onnx", help="onnx (default) or torch-export (a .pt2 file)")
+    p.add_argument("--output", default=None,
+                   help="the file to write (default: model.onnx or model.pt2 in the model directory)")
+    p.set_defaults(func=run)
