@@ -5,7 +5,10 @@
 
 The model's family decides what is exported (`Family.export_program`): a ViT's forward on
 (batch, C, H, W) images with a dynamic batch; a language model's full causal forward on
-(batch, length) token ids with dynamic batch and length (length <= the context). The program is
+(batch, length) token ids with dynamic batch and length (length <= the context); a translation
+model's two programs, its encoder and one incremental decoder step, written side by side
+(mt.onnx -> mt.encoder.onnx and mt.decoder_step.onnx; mixnas/families/transformer/export.py
+lists their inputs and outputs). Each program is
 traced once with `torch.export.export` inside `mixnas.attention.export_mode()` (every attention
 kind as plain tensor operations); `onnx` converts it with `torch.onnx.export(..., dynamo=True)`
 (needs the packages onnx and onnxscript; onnxruntime runs the result), `torch-export` writes it
@@ -21,36 +24,64 @@ SUFFIX = {"onnx": ".onnx", "torch-export": ".pt2"}
 HELP = "write a trained model as an ONNX graph or a torch.export program"
 
 
-def trace(model):
-    """(torch.export ExportedProgram, the family's ExportProgram) of a standalone model."""
+def trace_programs(model) -> dict:
+    """{part: (torch.export ExportedProgram, the family's ExportProgram)} of a standalone model;
+    part is None for a family that exports one program, else each of its programs' names
+    (translation: "encoder" and "decoder_step")."""
     import torch
 
     from .attention import export_mode
     from .families import family_of
 
-    program = family_of(model).export_program(model.eval())
+    programs = family_of(model).export_program(model.eval())
+    if not isinstance(programs, dict):
+        programs = {None: programs}
+    traced = {}
     with export_mode(), torch.no_grad():
-        exported = torch.export.export(program.module, program.args, dynamic_shapes=program.dynamic_shapes)
-    return exported, program
+        for part, program in programs.items():
+            exported = torch.export.export(program.module, program.args, dynamic_shapes=program.dynamic_shapes)
+            traced[part] = exported, program
+    return traced
 
 
-def export_model(model, output: str | Path, format: str = "onnx") -> Path:
+def trace(model):
+    """(torch.export ExportedProgram, the family's ExportProgram) of a standalone model whose
+    family exports one program (else a ValueError: use `trace_programs`)."""
+    traced = trace_programs(model)
+    if list(traced) != [None]:
+        raise ValueError(f"this model exports several programs ({', '.join(traced)}); use trace_programs")
+    return traced[None]
+
+
+def part_path(output: str | Path, part: str | None) -> Path:
+    """The file of one program: `output` itself, or `<stem>.<part><suffix>` beside it."""
+    output = Path(output)
+    return output if part is None else output.with_name(f"{output.stem}.{part}{output.suffix}")
+
+
+def export_model(model, output: str | Path, format: str = "onnx") -> Path | tuple[Path, ...]:
     """Write `model` (a standalone model of any family whose `export_program` is defined) to
-    `output` in `format` ("onnx" or "torch-export"); returns the path."""
+    `output` in `format` ("onnx" or "torch-export"); returns the path. A family exporting several
+    programs (translation: encoder + decoder step) writes each to `part_path(output, part)`
+    (mt.onnx -> mt.encoder.onnx, mt.decoder_step.onnx) and returns their paths."""
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}; use one of {', '.join(FORMATS)}")
     if format == "onnx":
         _require_onnx()
-    exported, program = trace(model)
+    traced = trace_programs(model)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     from .fileio import atomic_write
-    if format == "torch-export":
-        import torch
-        atomic_write(output, lambda tmp: torch.export.save(exported, tmp))
-    else:
-        atomic_write(output, lambda tmp: _write_onnx(exported, program, tmp))
-    return output
+    paths = []
+    for part, (exported, program) in traced.items():
+        path = part_path(output, part)
+        if format == "torch-export":
+            import torch
+            atomic_write(path, lambda tmp, e=exported: torch.export.save(e, tmp))
+        else:
+            atomic_write(path, lambda tmp, e=exported, p=program: _write_onnx(e, p, tmp))
+        paths.append(path)
+    return paths[0] if list(traced) == [None] else tuple(paths)
 
 
 def _write_onnx(exported, program, path: Path) -> None:
@@ -88,8 +119,9 @@ def run(args: argparse.Namespace) -> int:
     directory = model_directory(args.model)
     model = load_model(directory)
     output = Path(args.output) if args.output else directory / f"model{SUFFIX[args.format]}"
-    path = export_model(model, output, args.format)
-    print(f"wrote {path}")
+    paths = export_model(model, output, args.format)
+    for path in paths if isinstance(paths, tuple) else (paths,):
+        print(f"wrote {path}")
     return 0
 
 

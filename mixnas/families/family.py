@@ -85,7 +85,8 @@ class Family:
 
     def export_program(self, model: Any) -> ExportProgram:
         """What `mixnas export` writes of `model` (a standalone model in eval mode): the
-        module, example inputs and dynamic dimensions. Traced inside
+        module, example inputs and dynamic dimensions; or {part name: ExportProgram} for a model
+        exported as several programs (each written to `<stem>.<part><suffix>`). Traced inside
         `mixnas.attention.export_mode()`. Default: not supported (a one-line ValueError)."""
         raise ValueError(f"export is not supported for {self.name} models yet")
 

@@ -63,6 +63,12 @@ class TransformerFamily(Family):
         from .inference import Translator
         return Translator(model, directory)
 
+    def export_program(self, model):
+        """Two programs: "encoder" and "decoder_step" (one incremental step with the
+        self-attention states as explicit inputs and outputs); see transformer/export.py."""
+        from .export import export_programs
+        return export_programs(model)
+
     # ------------------------------------------------------------ cost
     def params_breakdown(self, arch: TransformerArch, config: Any) -> dict[str, int]:
         from .cost import transformer_params_breakdown
