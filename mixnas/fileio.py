@@ -62,6 +62,18 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     atomic_write_bytes(path, buffer.getbuffer())
 
 
+def disk_usage(path: str | Path) -> str:
+    """The size of the files under `path` (a file or a directory), e.g. '81.2 MB'."""
+    p = Path(path)
+    files = [p] if p.is_file() else [f for f in p.rglob("*") if f.is_file() and not f.is_symlink()]
+    size = float(sum(f.stat().st_size for f in files))
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"
+
+
 def file_sha256(path: str | Path) -> str:
     """sha256 (hex) of a file's bytes, streamed: large corpora need not fit in memory."""
     import hashlib

@@ -56,3 +56,12 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path):
     finally:
         os.umask(mask)
     assert (tmp_path / "report.md").stat().st_mode & 0o777 == 0o644
+
+
+def test_disk_usage_counts_the_files_under_a_path(tmp_path):
+    from mixnas.fileio import disk_usage
+    (tmp_path / "a").write_bytes(b"x" * 1500)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b").write_bytes(b"y" * 500)
+    assert disk_usage(tmp_path) == "2.0 kB"
+    assert disk_usage(tmp_path / "sub" / "b") == "500 B"

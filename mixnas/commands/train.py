@@ -22,7 +22,7 @@ import yaml
 
 from ..dataconf import from_dict, load_yaml, to_dict
 from ..errors import UsageError
-from ..fileio import atomic_write_text, read_json, write_json
+from ..fileio import atomic_write_text, disk_usage, read_json, write_json
 from ..experiment import (Experiment, ModelSection, build_experiment_model, build_task, check_split, load_experiment,
                           resolve_arch)
 from ..rundir import (FINGERPRINT_FILE, TRAIN_NON_RESULT, check_step, code_version, data_digests, flatten,
@@ -150,7 +150,8 @@ def _cmd_train(args) -> int:
     results = train_experiment(exp, restart=args.restart, command=command)
     if "eval" in results:
         print(_summary_line(results["eval"], exp.family.test_metric))
-        print(f"model and results in {exp.train.save_dir}")
+        print(f"model and results in {exp.train.save_dir} ({disk_usage(exp.train.save_dir)} on disk, "
+              f"{exp.train.keep_last} checkpoints kept: train.keep_last)")
     return 0
 
 

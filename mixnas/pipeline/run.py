@@ -24,7 +24,7 @@ import torch
 import yaml
 
 from ..cost.machine import machine_info
-from ..fileio import read_json, write_json
+from ..fileio import disk_usage, read_json, write_json
 from ..rundir import write_if_changed
 from .config import PipelineConfig, load_pipeline_config
 from .predict import collect_path, describe, fit_predictors, predictors_dir
@@ -152,7 +152,7 @@ def _run_locked(cfg: PipelineConfig, log: Callable[[str], None], restart: str | 
         check = run_rank_check(cfg)  # a finished check is read back, not retrained
     rows = build_rows(cfg, searcher, targets, retrained)
     results = write_report(cfg, searcher, rows, search, timings, rank_check=check)
-    log(f"report in {run_dir / 'report.md'}")
+    log(f"report in {run_dir / 'report.md'} (the run directory holds {disk_usage(run_dir)})")
     return results
 
 
