@@ -64,6 +64,8 @@ def collect(cfg: PipelineConfig, supernet_path: str | Path, out_csv: str | Path,
     rows = rows[:total]
     check_latency_protocol(out, rows, cfg)
     kept = len(rows)
+    if progress is not None and kept < total:
+        progress(kept, total)  # the starting point of the rate
     for index in range(kept, total):
         row, protocol = _row(index, archs[index], task, space, supernet, model_config, cfg)
         if protocol is not None and index == kept:  # before the first CSV row it describes

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..fileio import write_json
+from ..progress import Progress
 from .config import load_pipeline_config
 from .steps import add_restart_flag, guard_step, locked_run_dir
 
@@ -36,8 +37,9 @@ def _cmd_collect(args) -> int:
     with locked_run_dir(cfg):
         if not args.out and not args.supernet:  # the run's own table: guarded like `mixnas run`'s step
             guard_step(cfg, "collect", args.restart)
+        line = Progress("collected", cfg.collect.num_archs)
         result = collect(cfg, args.supernet or cfg.supernet_dir, out, args.num_archs,
-                         progress=lambda done, total: print(f"collected {done}/{total}", flush=True))
+                         progress=lambda done, total: print(line(done, total), flush=True))
     print(f"{result['rows']} architectures ({result['new_rows']} new) in {result['path']}")
     return 0
 

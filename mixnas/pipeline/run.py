@@ -25,6 +25,7 @@ import yaml
 
 from ..cost.machine import machine_info
 from ..fileio import disk_usage, read_json, write_json
+from ..progress import Progress
 from ..rundir import write_if_changed
 from .config import PipelineConfig, load_pipeline_config
 from .predict import collect_path, describe, fit_predictors, predictors_dir
@@ -119,9 +120,10 @@ def _run_locked(cfg: PipelineConfig, log: Callable[[str], None], restart: str | 
             write_json(timings_path, timings)
 
     step("train-supernet", lambda: _supernet_done(cfg), lambda: train_supernet(cfg))
+    collected = Progress("  collected", cfg.collect.num_archs)
     step("collect", lambda: _collect_done(cfg),
          lambda: collect(cfg, cfg.supernet_dir, collect_path(cfg),
-                         progress=lambda done, total: log(f"  collected {done}/{total}")))
+                         progress=lambda done, total: log(collected(done, total))))
 
     def fit() -> None:
         for name, metrics in fit_predictors(cfg).items():
