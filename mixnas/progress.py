@@ -22,6 +22,10 @@ class Progress:
         rate = (done - self.first) / (now - self.start) if now > self.start else 0.0
         line = f"{self.what} {done}/{total} ({done / total:.0%}), {rate:.3g}/s"
         if 0 < rate and done < total:
-            left = (total - done) / rate
-            line += f", ~{left:.0f} s left" if left < 90 else f", ~{left / 60:.1f} min left"
+            line += f", {time_left((total - done) / rate)}"
         return line
+
+
+def time_left(seconds: float) -> str:
+    """'~45 s left' under a minute and a half, else '~3.2 min left'."""
+    return f"~{seconds:.0f} s left" if seconds < 90 else f"~{seconds / 60:.1f} min left"

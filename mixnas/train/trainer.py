@@ -27,6 +27,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from tqdm import tqdm
 
 from mixnas.errors import Interrupted
+from mixnas.progress import time_left
 from mixnas.train import schedules
 from mixnas.train.checkpoint import (FORMAT, atomic_torch_save, capture_rng_state, checkpoint_path,
                                      latest_checkpoint, load_checkpoint, prune_checkpoints,
@@ -301,8 +302,7 @@ class Trainer:
         where = f"update {self.step}/{total} ({self.step / total:.0%})" if total else f"update {self.step}"
         left = ""
         if total and self.step < total and rate == rate and rate > 0:
-            seconds_left = (total - self.step) / rate
-            left = f", ~{seconds_left:.0f} s left" if seconds_left < 90 else f", ~{seconds_left / 60:.1f} min left"
+            left = f", {time_left((total - self.step) / rate)}"
         shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()
                           if k not in ("epoch", "lr", "grad_norm", "sample_size", "updates", "elapsed")
                           and isinstance(v, (int, float)))
