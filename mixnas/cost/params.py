@@ -43,6 +43,16 @@ def ffn_params(embed_dim: int, ffn_dim: int) -> int:
     return linear_params(embed_dim, ffn_dim) + linear_params(ffn_dim, embed_dim)
 
 
+def stack_layers_params(arch: Any, attention_options: dict | None) -> dict[str, int]:
+    """"layers.i" parts of a single-stack model (ViT, decoder-only LM): attention of the layer's
+    kind with q/k/v width heads * head_dim, FFN and two LayerNorms, at width arch.embed_dim."""
+    e = arch.embed_dim
+    return {f"layers.{i}": (attention_params(e, e, layer.heads * arch.head_dim, layer.heads, layer.attention,
+                                             attention_options, f"layer {i}")
+                            + ffn_params(e, layer.ffn_dim) + 2 * layer_norm_params(e))
+            for i, layer in enumerate(arch.layers)}
+
+
 def params_breakdown(arch: Any, config: Any) -> dict[str, int]:
     """Parameters per named part of the model (see EMBEDDING_PARTS), by the arch's family."""
     from mixnas.families import family_of

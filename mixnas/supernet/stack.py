@@ -13,6 +13,17 @@ from typing import Any, Callable
 class StackSupernet:
     arch: Any
     check_arch: Callable[[Any], None]  # the standalone model's structural check of an arch
+    space_kind: str  # the `kind` of the search spaces it is built from
+
+    @classmethod
+    def from_space(cls, space, config, share_projections: bool = False):
+        """The supernet holding every architecture of `space` (a StackSpace of `space_kind`)."""
+        if getattr(space, "kind", None) != cls.space_kind:
+            raise ValueError(f"{cls.__name__} needs a {cls.space_kind} search space, "
+                             f"got {getattr(space, 'kind', space)!r}")
+        return cls(config, embed_dim=space.max_embed_dim, layers=space.max_layers, ffn_dim=space.max_ffn_dim,
+                   heads=space.max_heads, head_dim=space.head_dim, kinds=space.attention,
+                   share_projections=share_projections)
 
     def max_embed_dim(self) -> int:
         raise NotImplementedError

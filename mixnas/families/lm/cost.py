@@ -18,7 +18,7 @@ from typing import Any
 
 from ...cost.attention import core_flops
 from ...cost.flops import ffn_flops, linear_flops, projection_flops
-from ...cost.params import attention_params, ffn_params, layer_norm_params
+from ...cost.params import layer_norm_params, stack_layers_params
 from .arch import LMArch
 
 
@@ -26,11 +26,7 @@ def params_breakdown(arch: LMArch, config: Any) -> dict[str, int]:
     """Parameters per part; the tied output projection adds none."""
     e = arch.embed_dim
     parts = {"embed_tokens": config.vocab_size * e + config.context * e}  # token + position tables
-    for i, layer in enumerate(arch.layers):
-        qkv = layer.heads * arch.head_dim
-        parts[f"layers.{i}"] = (attention_params(e, e, qkv, layer.heads, layer.attention,
-                                                 config.attention_options, f"layer {i}")
-                                + ffn_params(e, layer.ffn_dim) + 2 * layer_norm_params(e))
+    parts.update(stack_layers_params(arch, config.attention_options))
     parts["final_norm"] = layer_norm_params(e)
     return parts
 

@@ -25,6 +25,7 @@ from .model import LM, LMBase, LMBlock, init_lm_weights
 
 
 class SupernetLM(StackSupernet, LMBase):
+    space_kind = "lm"
     check_arch = staticmethod(check_lm_arch)
 
     def __init__(self, config: LMConfig, *, embed_dim: int, layers: int, ffn_dim: int, heads: int,
@@ -44,14 +45,6 @@ class SupernetLM(StackSupernet, LMBase):
         self.final_norm = ElasticLayerNorm(e)
         init_lm_weights(self, layers)
         self.arch: LMArch | None = None
-
-    @classmethod
-    def from_space(cls, space, config: LMConfig, share_projections: bool = False) -> "SupernetLM":
-        if getattr(space, "kind", None) != "lm":
-            raise ValueError(f"SupernetLM needs an lm search space, got {getattr(space, 'kind', space)!r}")
-        return cls(config, embed_dim=space.max_embed_dim, layers=space.max_layers, ffn_dim=space.max_ffn_dim,
-                   heads=space.max_heads, head_dim=space.head_dim, kinds=space.attention,
-                   share_projections=share_projections)
 
     def max_embed_dim(self) -> int:
         return self.embed_tokens.weight.shape[1]

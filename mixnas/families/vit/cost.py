@@ -11,7 +11,7 @@ from typing import Any
 
 from ...cost.attention import core_flops
 from ...cost.flops import ffn_flops, linear_flops, projection_flops
-from ...cost.params import attention_params, ffn_params, layer_norm_params, linear_params
+from ...cost.params import layer_norm_params, linear_params, stack_layers_params
 from .arch import ViTArch
 
 
@@ -21,11 +21,7 @@ def vit_params_breakdown(arch: ViTArch, config: Any) -> dict[str, int]:
     parts = {"patch_embedding": (config.in_channels * config.patch_size ** 2 * e + e  # conv + bias
                                  + (e if config.pool == "cls" else 0)  # class token
                                  + tokens * e)}  # learned positions
-    for i, layer in enumerate(arch.layers):
-        qkv = layer.heads * arch.head_dim
-        parts[f"layers.{i}"] = (attention_params(e, e, qkv, layer.heads, layer.attention,
-                                                 config.attention_options, f"layer {i}")
-                                + ffn_params(e, layer.ffn_dim) + 2 * layer_norm_params(e))
+    parts.update(stack_layers_params(arch, config.attention_options))
     parts["final_norm"] = layer_norm_params(e)
     parts["classifier"] = linear_params(e, config.num_classes)
     return parts

@@ -23,6 +23,7 @@ from .model import ViT, ViTBase, ViTBlock, check_vit_arch, init_tokens
 
 
 class SupernetViT(StackSupernet, ViTBase):
+    space_kind = "vit"
     check_arch = staticmethod(check_vit_arch)
 
     def __init__(self, config: ViTConfig, *, embed_dim: int, layers: int, ffn_dim: int, heads: int,
@@ -44,14 +45,6 @@ class SupernetViT(StackSupernet, ViTBase):
         self.norm = ElasticLayerNorm(e)
         self.head = ElasticLinear(e, config.num_classes)
         self.arch: ViTArch | None = None
-
-    @classmethod
-    def from_space(cls, space, config: ViTConfig, share_projections: bool = False) -> "SupernetViT":
-        if getattr(space, "kind", None) != "vit":
-            raise ValueError(f"SupernetViT needs a vit search space, got {getattr(space, 'kind', space)!r}")
-        return cls(config, embed_dim=space.max_embed_dim, layers=space.max_layers, ffn_dim=space.max_ffn_dim,
-                   heads=space.max_heads, head_dim=space.head_dim, kinds=space.attention,
-                   share_projections=share_projections)
 
     def max_embed_dim(self) -> int:
         return self.pos_embed.shape[-1]
