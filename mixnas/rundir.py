@@ -108,7 +108,7 @@ def without(values: dict[str, Any], *suffixes: str) -> dict[str, Any]:
 
 
 # Trainer settings that change how a run is logged or saved, never what it computes.
-TRAIN_NON_RESULT = ("progress", "tensorboard", "log_every", "keep_last", "checkpoint_every", "resume")
+TRAIN_NON_RESULT = ("progress", "tensorboard", "log_every", "keep_last", "keep_weights", "checkpoint_every", "resume")
 
 
 def digest(values: dict[str, Any]) -> str:

@@ -12,6 +12,8 @@ a changed config is refused unless `--restart` is given.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import os
 import shlex
 from contextlib import nullcontext
@@ -32,7 +34,7 @@ from ..space.arch import save_arch
 ARCH_FILE = "arch.yaml"
 from ..models import load_model, save_model
 from ..models.io import read_metadata, update_metadata
-from ..train import Trainer, average_checkpoints, list_checkpoints
+from ..train import Trainer, average_checkpoints, averaging_sources, list_checkpoints, list_weight_files
 from ..train.distributed import init_distributed
 
 
@@ -55,7 +57,7 @@ def train_outputs(save_dir: Path) -> list[Path]:
     """Everything a training run writes into its directory (what --restart removes)."""
     names = ("experiment.yaml", ARCH_FILE, "metrics.jsonl", "tensorboard", "model", "results.json",
              "latency.json")  # the last: the pipeline's cached latency of the exported model
-    return [*list_checkpoints(save_dir), *(save_dir / n for n in names)]
+    return [*list_checkpoints(save_dir), *list_weight_files(save_dir), *(save_dir / n for n in names)]
 
 
 def train_experiment(exp: Experiment, task=None, arch=None, restart: bool = False,
@@ -84,12 +86,14 @@ def train_experiment(exp: Experiment, task=None, arch=None, restart: bool = Fals
         if is_main:
             atomic_write_text(save_dir / "experiment.yaml", yaml.safe_dump(exp.to_dict(), sort_keys=False))
             save_arch(arch, save_dir / ARCH_FILE)
-        with Trainer(task.training_task(model, exp.train.seed), exp.train) as trainer:
+        # Keep the weights of as many snapshots as eval.average_last averages (not whole checkpoints).
+        train_cfg = dataclasses.replace(exp.train, keep_weights=max(exp.train.keep_weights, exp.eval.average_last))
+        with Trainer(task.training_task(model, exp.train.seed), train_cfg) as trainer:
             summary = trainer.train()
             is_main = trainer.dist.is_main
         if not is_main:
             return summary
-        checkpoints = list_checkpoints(save_dir)[-max(exp.eval.average_last, 1):]
+        checkpoints = averaging_sources(save_dir)[-max(exp.eval.average_last, 1):]
         model.load_state_dict(average_checkpoints(checkpoints))
         save_model(model.cpu(), save_dir / "model", task=task, metadata={"command": command})
         metrics = evaluate_model(task, model, exp)
@@ -112,11 +116,11 @@ def _finished_results(save_dir: Path, exp: Experiment, command: str | None = Non
     averaged = [Path(p) for p in results["averaged_checkpoints"]]
     if len(averaged) != max(exp.eval.average_last, 1):
         # Another average needs other checkpoints; they may be pruned. Say so rather than guess.
-        available = list_checkpoints(save_dir)[-max(exp.eval.average_last, 1):]
+        available = averaging_sources(save_dir)[-max(exp.eval.average_last, 1):]
         if len(available) < max(exp.eval.average_last, 1):
-            raise UsageError(f"eval.average_last={exp.eval.average_last} but {save_dir} keeps only "
-                             f"{len(available)} checkpoint(s); evaluate with `mixnas evaluate` or retrain "
-                             f"with --restart")
+            raise UsageError(f"eval.average_last={exp.eval.average_last} but {save_dir} keeps the weights of only "
+                             f"{len(available)} snapshot(s) (train.keep_weights); retrain with --restart "
+                             f"and train.keep_weights={exp.eval.average_last}")
         averaged = available
     task = build_task(exp)
     model = build_experiment_model(exp, task, resolve_arch(str(save_dir / ARCH_FILE)))
@@ -150,8 +154,10 @@ def _cmd_train(args) -> int:
     results = train_experiment(exp, restart=args.restart, command=command)
     if "eval" in results:
         print(_summary_line(results["eval"], exp.family.test_metric))
-        print(f"model and results in {exp.train.save_dir} ({disk_usage(exp.train.save_dir)} on disk, "
-              f"{exp.train.keep_last} checkpoints kept: train.keep_last)")
+        save_dir = exp.train.save_dir
+        print(f"model and results in {save_dir} ({disk_usage(save_dir)} on disk: {len(list_checkpoints(save_dir))} "
+              f"full checkpoint(s), train.keep_last; weights of {len(list_weight_files(save_dir))} more for "
+              f"averaging, train.keep_weights)")
     return 0
 
 
@@ -188,9 +194,9 @@ def _cmd_evaluate(args) -> int:
         model_dir = target if (target / "model.pt").exists() else target / "model"
         model = load_model(model_dir)
     else:
-        from ..train import load_checkpoint
+        from ..train.checkpoint import load_weights
         model = build_experiment_model(exp, task)
-        model.load_state_dict(load_checkpoint(target)["model"])
+        model.load_state_dict(load_weights(target))
     metrics = evaluate_model(task, model, exp)
     print(_summary_line(metrics, exp.family.test_metric))
     if args.json:
@@ -209,7 +215,7 @@ def add_train_parser(sub) -> None:
 
 def add_evaluate_parser(sub) -> None:
     p = sub.add_parser("evaluate", help="the task's metrics (BLEU, accuracy, loss...) of a trained model")
-    p.add_argument("--checkpoint", required=True, help="a run's model/ directory, run directory or checkpoint_N.pt")
+    p.add_argument("--checkpoint", required=True, help="a run's model/ directory, run directory, checkpoint_N.pt or weights_N.pt")
     p.add_argument("--json", help="also write the metrics to this JSON file")
     p.add_argument("overrides", nargs="*", help="split=NAME, limit=N")
     p.set_defaults(func=_cmd_evaluate)

@@ -7,7 +7,13 @@ A training checkpoint is a dict of tensors and plain Python values only, so it l
      "model": state_dict, "optimizer": ..., "scheduler": ..., "batches": iterator state,
      "rng": [per-rank RNG state], "elapsed": seconds trained, "config": dict, "task": dict}
 
-Files are named `checkpoint_{step:08d}.pt` in the run directory. Writing goes to a hidden
+Files are named `checkpoint_{step:08d}.pt` in the run directory. Only the newest `keep_last`
+(default 1: all that resume needs) are kept whole; with `keep_weights` K > 0, the older ones
+are thinned to their model weights, `weights_{step:08d}.pt` (a third of an Adam checkpoint:
+no optimizer moments), so that the newest K snapshots (`averaging_sources`) can be averaged
+(`average_checkpoints`, fairseq/HAT's average of the last 10) at a fraction of the disk.
+
+Writing goes to a hidden
 temporary file in the same directory, which is flushed and fsync'ed, then renamed over the
 final name with `os.replace` (atomic on POSIX) and the directory fsync'ed: a crash at any
 moment leaves either the previous set of checkpoints or the new complete one, never a
@@ -26,7 +32,9 @@ import torch
 from mixnas.fileio import atomic_torch_save, safe_torch_load  # noqa: F401 (atomic_torch_save: re-exported)
 
 FORMAT = "mixnas-train"
+WEIGHTS_FORMAT = "mixnas-weights"  # {"format", "version", "step", "model"}: a thinned checkpoint
 _NAME = re.compile(r"^checkpoint_(\d{8})\.pt$")
+_WEIGHTS_NAME = re.compile(r"^weights_(\d{8})\.pt$")
 
 
 def checkpoint_path(save_dir: str | Path, step: int) -> Path:
@@ -42,6 +50,30 @@ def list_checkpoints(save_dir: str | Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def weights_path(save_dir: str | Path, step: int) -> Path:
+    return Path(save_dir) / f"weights_{step:08d}.pt"
+
+
+def _by_step(save_dir: Path, pattern: re.Pattern) -> dict[int, Path]:
+    if not save_dir.is_dir():
+        return {}
+    return {int(m.group(1)): p for p in save_dir.iterdir() if (m := pattern.match(p.name))}
+
+
+def averaging_sources(save_dir: str | Path) -> list[Path]:
+    """Every snapshot whose weights can be averaged, oldest first: the full checkpoints and the
+    weight files thinned from older ones (the full checkpoint where a step has both)."""
+    save_dir = Path(save_dir)
+    found = {**_by_step(save_dir, _WEIGHTS_NAME), **_by_step(save_dir, _NAME)}
+    return [found[step] for step in sorted(found)]
+
+
+def list_weight_files(save_dir: str | Path) -> list[Path]:
+    """The thinned `weights_*.pt` files in `save_dir`, oldest first."""
+    found = _by_step(Path(save_dir), _WEIGHTS_NAME)
+    return [found[step] for step in sorted(found)]
+
+
 def latest_checkpoint(save_dir: str | Path) -> Path | None:
     found = list_checkpoints(save_dir)
     return found[-1] if found else None
@@ -51,8 +83,9 @@ def remove_stale_temporaries(save_dir: str | Path) -> None:
     """Delete half-written temporaries left by a process killed inside `atomic_torch_save`."""
     save_dir = Path(save_dir)
     if save_dir.is_dir():
-        for tmp in save_dir.glob(".checkpoint_*.pt.*.tmp"):
-            tmp.unlink(missing_ok=True)
+        for pattern in (".checkpoint_*.pt.*.tmp", ".weights_*.pt.*.tmp"):
+            for tmp in save_dir.glob(pattern):
+                tmp.unlink(missing_ok=True)
 
 
 # Keys every trainer checkpoint holds; later versions may add more (read those with .get).
@@ -90,12 +123,39 @@ def _check_checkpoint(ckpt: dict[str, Any], path: Path, fix: str) -> None:
         raise ValueError(f"checkpoint {path}: rng must hold one state per process ({ckpt['world_size']}); {fix}")
 
 
-def prune_checkpoints(save_dir: str | Path, keep_last: int) -> None:
-    """Delete all but the newest `keep_last` checkpoints (keep_last <= 0 keeps everything)."""
+def prune_checkpoints(save_dir: str | Path, keep_last: int, keep_weights: int = 0) -> None:
+    """Keep the newest `keep_last` checkpoints whole (keep_last <= 0 keeps everything); thin
+    older ones to `weights_*.pt` while they are among the newest `keep_weights` snapshots, and
+    delete the rest. Each weight file is written (atomically) before its checkpoint goes."""
     if keep_last <= 0:
         return
+    keep_steps = {_step_of(p) for p in averaging_sources(save_dir)[-keep_weights:]} if keep_weights > 0 else set()
     for old in list_checkpoints(save_dir)[:-keep_last]:
+        step = _step_of(old)
+        if step in keep_steps and not weights_path(save_dir, step).is_file():
+            model = load_checkpoint(old)["model"]
+            atomic_torch_save({"format": WEIGHTS_FORMAT, "version": 1, "step": step, "model": model},
+                              weights_path(save_dir, step))
         old.unlink(missing_ok=True)
+    for weights in list_weight_files(save_dir):
+        if _step_of(weights) not in keep_steps:
+            weights.unlink(missing_ok=True)
+
+
+def _step_of(path: Path) -> int:
+    return int(path.stem.split("_")[1])
+
+
+def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The model state_dict of a training checkpoint or of a thinned weight file."""
+    path = Path(path)
+    if _WEIGHTS_NAME.match(path.name):
+        fix = "delete it (it only serves checkpoint averaging) or retrain with --restart"
+        data = safe_torch_load(path, "weight snapshot", fix, "cpu")
+        if not isinstance(data, dict) or data.get("format") != WEIGHTS_FORMAT or not isinstance(data.get("model"), dict):
+            raise ValueError(f"{path} is not a mixnas weight snapshot (no format tag {WEIGHTS_FORMAT!r}); {fix}")
+        return data["model"]
+    return load_checkpoint(path)["model"]
 
 
 # --- RNG state as tensors and plain values (no pickled objects) ----------------------------
@@ -142,8 +202,9 @@ def average_checkpoints(paths: list[str | Path]) -> dict[str, torch.Tensor]:
 
     Floating-point tensors are summed in float64 and divided by the count, then cast back to
     their dtype; other tensors (integer buffers, counters) must be equal in every file and are
-    taken as they are. Evaluate translation models on the average of the last 10 checkpoints
-    (`list_checkpoints(run_dir)[-10:]`), as HAT and fairseq do.
+    taken as they are. `paths` may mix training checkpoints and thinned weight files. Evaluate
+    translation models on the average of the last 10 snapshots (`averaging_sources(run_dir)[-10:]`,
+    with train.keep_weights >= 10), as HAT and fairseq do.
     """
     if not paths:
         raise ValueError("average_checkpoints needs at least one checkpoint path")
@@ -151,7 +212,7 @@ def average_checkpoints(paths: list[str | Path]) -> dict[str, torch.Tensor]:
     dtypes: dict[str, torch.dtype] = {}
     first_path = paths[0]
     for path in paths:
-        model = load_checkpoint(path)["model"]
+        model = load_weights(path)
         if not sums:
             dtypes = {k: v.dtype for k, v in model.items()}
             sums = {k: v.double() if v.is_floating_point() else v.clone() for k, v in model.items()}

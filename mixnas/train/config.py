@@ -34,7 +34,8 @@ class TrainConfig:
 
     # checkpoints
     checkpoint_every: int = 1000       # updates; a final checkpoint is always written
-    keep_last: int = 10                # newest checkpoints kept; 0 keeps all
+    keep_last: int = 1                 # newest full checkpoints kept (resume needs 1); 0 keeps all
+    keep_weights: int = 0              # newest snapshots whose weights stay for averaging (weights_*.pt)
     resume: str = "auto"               # "auto" (latest in save_dir, if any) | "none" | a path
 
     # numerics
@@ -68,7 +69,8 @@ class TrainConfig:
             (self.max_updates or self.max_epochs or self.max_time, "set max_updates, max_epochs or max_time, else training never stops"),
             (self.lr_scheduler != "cosine" or self.max_updates > self.warmup_updates,
              f"the cosine schedule needs max_updates > warmup_updates ({self.warmup_updates}), got {self.max_updates}"),
-            (self.checkpoint_every >= 0 and self.keep_last >= 0, "checkpoint_every and keep_last must be >= 0"),
+            (min(self.checkpoint_every, self.keep_last, self.keep_weights) >= 0,
+             "checkpoint_every, keep_last and keep_weights must be >= 0"),
             (self.max_skips_in_a_row >= 1, f"max_skips_in_a_row must be >= 1, got {self.max_skips_in_a_row}"),
             (self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}"),
             (self.validate_every >= 0, f"validate_every must be >= 0, got {self.validate_every}"),

@@ -171,7 +171,7 @@ class Trainer:
                 "task": self.task.state_dict() if hasattr(self.task, "state_dict") else {},
             }
             atomic_torch_save(state, path)
-            prune_checkpoints(self.save_dir, self.cfg.keep_last)
+            prune_checkpoints(self.save_dir, self.cfg.keep_last, self.cfg.keep_weights)
         barrier(self.dist)  # nobody runs ahead (or exits) before the file is complete
         self.last_saved_step = self.step
         return path

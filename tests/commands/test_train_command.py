@@ -19,7 +19,10 @@ def test_digits_train_then_evaluate(tmp_path, capsys):
                "data.batch_size=32"])
     assert rc == 0
     results = json.loads((run / "results.json").read_text())
-    assert len(results["averaged_checkpoints"]) == 2
+    # One full checkpoint (resume needs no more); the older one averaged is thinned to its weights.
+    assert [Path(p).name for p in results["averaged_checkpoints"]] == ["weights_00000020.pt", "checkpoint_00000040.pt"]
+    assert sorted(p.name for p in run.glob("*_000000*.pt")) == ["checkpoint_00000040.pt", "weights_00000020.pt"]
+    assert "1 full checkpoint(s), train.keep_last; weights of 1 more for averaging" in capsys.readouterr().out
     assert results["train"]["step"] == 40
     assert 0.0 <= results["eval"]["accuracy"] <= 1.0
     # The exported model directory is self-contained: preprocessing and model.json with the results.
@@ -32,9 +35,9 @@ def test_digits_train_then_evaluate(tmp_path, capsys):
     again = json.loads((tmp_path / "m.json").read_text())
     assert again["accuracy"] == pytest.approx(results["eval"]["accuracy"])
     assert load_model(run / "model").arch.layers[0].attention == "softmax"
-    # A checkpoint file evaluates too (the weights of update 20, not the average).
+    # A checkpoint or weight file evaluates too (the weights of update 20, not the average).
     capsys.readouterr()
-    assert main(["evaluate", "--checkpoint", str(run / "checkpoint_00000020.pt"), "split=val"]) == 0
+    assert main(["evaluate", "--checkpoint", str(run / "weights_00000020.pt"), "split=val"]) == 0
     assert capsys.readouterr().out.startswith("val: ")
 
 

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from mixnas.train import average_checkpoints, latest_checkpoint, list_checkpoints, load_checkpoint
+from mixnas.train import (average_checkpoints, averaging_sources, latest_checkpoint, list_checkpoints,
+                          list_weight_files, load_checkpoint)
+from mixnas.train.checkpoint import load_weights
 from mixnas.train import checkpoint as ckpt_mod
 from train_toy import run
 
@@ -121,6 +123,30 @@ def test_keep_last_prunes_old_checkpoints(tmp_path):
     run(tmp_path, max_updates=10, checkpoint_every=2, keep_last=3)
     assert [p.name for p in list_checkpoints(tmp_path)] == [
         "checkpoint_00000006.pt", "checkpoint_00000008.pt", "checkpoint_00000010.pt"]
+
+
+def test_keep_weights_thins_old_checkpoints_to_weights_that_average_alike(tmp_path):
+    # Reference: every full checkpoint kept. Thinned: one full checkpoint, weights of 3 more.
+    run(tmp_path / "full", max_updates=10, checkpoint_every=2, keep_last=0)
+    run(tmp_path / "thin", max_updates=10, checkpoint_every=2, keep_last=1, keep_weights=4)
+    assert [p.name for p in list_checkpoints(tmp_path / "thin")] == ["checkpoint_00000010.pt"]
+    assert [p.name for p in list_weight_files(tmp_path / "thin")] == [
+        "weights_00000004.pt", "weights_00000006.pt", "weights_00000008.pt"]
+    sources = averaging_sources(tmp_path / "thin")
+    assert [p.name for p in sources][-1] == "checkpoint_00000010.pt" and len(sources) == 4
+    full = average_checkpoints(list_checkpoints(tmp_path / "full")[-4:])
+    thin = average_checkpoints(sources)
+    assert full.keys() == thin.keys() and all(torch.equal(full[k], thin[k]) for k in full)
+    # A weight file holds no optimizer state: much smaller than the checkpoint it came from.
+    assert sources[0].stat().st_size < 0.6 * sources[-1].stat().st_size
+    assert load_weights(sources[0]).keys() == full.keys()
+
+
+def test_a_damaged_weight_file_is_one_clear_error(tmp_path):
+    bad = tmp_path / "weights_00000002.pt"
+    torch.save({"model": {"w": torch.zeros(1)}}, bad)
+    with pytest.raises(ValueError, match="not a mixnas weight snapshot"):
+        load_weights(bad)
 
 
 def test_average_checkpoints_is_elementwise_mean(tmp_path):
