@@ -61,11 +61,13 @@ def train_outputs(save_dir: Path) -> list[Path]:
 
 
 def train_experiment(exp: Experiment, task=None, arch=None, restart: bool = False,
-                     command: str | None = None) -> dict[str, Any]:
+                     command: str | None = None, label: str = "") -> dict[str, Any]:
     """Train, export the (averaged) final model, evaluate it; returns the results dict.
 
     The exported `save_dir/model/` holds the task's preprocessing and model.json (with the eval
     results and `command`, the command line that trained it, when given).
+
+    `label` starts the trainer's and the evaluation's progress lines.
 
     The run directory is locked for the whole run. Its fingerprint is checked before anything
     is written: a finished run rerun with the same config changes no file and returns its
@@ -88,7 +90,7 @@ def train_experiment(exp: Experiment, task=None, arch=None, restart: bool = Fals
             save_arch(arch, save_dir / ARCH_FILE)
         # Keep the weights of as many snapshots as eval.average_last averages (not whole checkpoints).
         train_cfg = dataclasses.replace(exp.train, keep_weights=max(exp.train.keep_weights, exp.eval.average_last))
-        with Trainer(task.training_task(model, exp.train.seed), train_cfg) as trainer:
+        with Trainer(task.training_task(model, exp.train.seed), train_cfg, label=label) as trainer:
             summary = trainer.train()
             is_main = trainer.dist.is_main
         if not is_main:

@@ -43,6 +43,7 @@ from ..models import build_model
 from ..rundir import TRAIN_NON_RESULT, data_digests, digest, flatten, without
 from ..train import Trainer
 from .config import PipelineConfig
+from ..progress import Progress
 from .workers import run_in_processes
 from .scoring import SUPERNET_FILE, kendall_tau, load_supernet, score
 
@@ -254,12 +255,17 @@ def rank_check(cfg: PipelineConfig, supernet_path: str | Path, k: int, retrain_u
 
     # Trainings not finished yet run `retrain.workers` at a time first; the loop below then
     # resumes each finished run (no update) and scores it.
-    pending = [(cfg.to_dict(), arch.to_dict(), str(out_dir / name), retrain_updates) for arch, name in zip(archs, dirs)
-               if not _trained(out_dir / name, retrain_updates)]
+    pending = [(cfg.to_dict(), arch.to_dict(), str(out_dir / name), retrain_updates, f"rank check {i + 1}/{k}")
+               for i, (arch, name) in enumerate(zip(archs, dirs)) if not _trained(out_dir / name, retrain_updates)]
     if cfg.retrain.workers > 1 and len(pending) > 1:
+        progress = Progress("rank check: architectures trained", len(pending))
         if log is not None:
             log(f"rank check: training {len(pending)} architectures, {cfg.retrain.workers} at a time")
-        run_in_processes(_train_arch, pending, cfg.retrain.workers)
+            progress(0)
+        run_in_processes(_train_arch, pending, cfg.retrain.workers,
+                         on_done=None if log is None else (lambda n: log(progress(n))))
+    scored = Progress("rank check: retrained and scored", k)
+    scored(0)
     rows = []
     for index, (arch, profile, name) in enumerate(zip(archs, profiles, dirs)):
         supernet.set_arch(arch)
@@ -267,14 +273,14 @@ def rank_check(cfg: PipelineConfig, supernet_path: str | Path, k: int, retrain_u
         torch.manual_seed(cfg.seed)
         model = build_model(arch, model_config)
         with Trainer(task.training_task(model, cfg.seed, validate_split=None),
-                     _retrain_config(cfg, out_dir / name, retrain_updates)) as trainer:
+                     _retrain_config(cfg, out_dir / name, retrain_updates), label=f"rank check {index + 1}/{k}") as trainer:
             trainer.train()
         retrained = score(task, model, limit)
         rows.append({"index": index, "arch": arch.to_dict(), **profile,
                      "inherited": inherited["score"], "retrained": retrained["score"],
                      "inherited_loss": inherited["loss"], "retrained_loss": retrained["loss"], "dir": name})
         if log is not None:
-            log(f"rank check: {index + 1}/{k} retrained ({profile['attention']}, {profile['flops']:,} FLOPs)")
+            log(f"{scored(index + 1)} ({profile['attention']}, {profile['flops']:,} FLOPs)")
     metric, higher = task.score_key()
     column = lambda name: [r[name] for r in rows]  # noqa: E731
     indices = np.random.default_rng(cfg.seed).integers(0, k, size=(BOOTSTRAP_RESAMPLES, k))
@@ -296,7 +302,8 @@ def _trained(save_dir: Path, updates: int) -> bool:
     return last is not None and int(last.stem.split("_")[1]) >= updates
 
 
-def _train_arch(cfg_dict: dict[str, Any], arch_dict: dict[str, Any], save_dir: str, updates: int) -> None:
+def _train_arch(cfg_dict: dict[str, Any], arch_dict: dict[str, Any], save_dir: str, updates: int,
+                label: str = "") -> None:
     """One rank-check training in a worker process, exactly as the loop in rank_check does it."""
     from ..dataconf import from_dict
     from ..space.arch import arch_from_dict
@@ -309,7 +316,7 @@ def _train_arch(cfg_dict: dict[str, Any], arch_dict: dict[str, Any], save_dir: s
     torch.manual_seed(cfg.seed)
     model = build_model(arch_from_dict(arch_dict), task.model_config(cfg.model.config))
     with Trainer(task.training_task(model, cfg.seed, validate_split=None),
-                 _retrain_config(cfg, Path(save_dir), updates)) as trainer:
+                 _retrain_config(cfg, Path(save_dir), updates), label=label) as trainer:
         trainer.train()
 
 
@@ -334,4 +341,4 @@ def _retrain_config(cfg: PipelineConfig, save_dir: Path, updates: int):
     return dataclasses.replace(train, save_dir=str(save_dir), max_updates=updates, max_epochs=0, max_time=0.0,
                                warmup_updates=min(train.warmup_updates, updates // 10), checkpoint_every=0,
                                keep_last=1, resume="auto", validate_every=0, validate_every_epoch=False,
-                               progress=False, tensorboard=False)
+                               progress=True, tensorboard=False)

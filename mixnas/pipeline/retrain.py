@@ -23,6 +23,7 @@ from ..fileio import read_json, write_json
 from ..models import load_model
 from ..rundir import FINGERPRINT_FILE, ConfigChanged, mismatch
 from .config import PipelineConfig
+from ..progress import Progress
 from .workers import run_in_processes
 
 RESULTS_FILE, LATENCY_FILE, ARCH_FILE = "results.json", "latency.json", "arch.yaml"
@@ -88,7 +89,8 @@ def retrain(cfg: PipelineConfig, name: str, arch, task, log=lambda line: None, r
         directory = retrain_dir(cfg, name, seed)
         if not (directory / RESULTS_FILE).is_file():
             log(f"retrain {name} (seed {seed}): {_plan(cfg, directory)}")
-        train_experiment(experiment_for(cfg, name, seed), task=task, arch=arch, restart=restart)
+        train_experiment(experiment_for(cfg, name, seed), task=task, arch=arch, restart=restart,
+                         label=f"retrain {name} seed {seed}")
         per_seed[seed] = read_json(directory / RESULTS_FILE, "retraining results")
     first = retrain_dir(cfg, name, retrain_seeds(cfg)[0])
     return {"seeds": per_seed, "latency": measured_latency(cfg, first)}
@@ -106,7 +108,9 @@ def train_in_parallel(cfg: PipelineConfig, targets: list[tuple[str, Any]], resta
     for _, name, _, seed, _ in jobs:
         log(f"retrain {name} (seed {seed}): {_plan(cfg, retrain_dir(cfg, name, seed))} "
             f"({cfg.retrain.workers} at a time)")
-    run_in_processes(_train_job, jobs, cfg.retrain.workers)
+    progress = Progress("retrain: trainings finished", len(jobs))
+    progress(0)
+    run_in_processes(_train_job, jobs, cfg.retrain.workers, on_done=lambda n: log(progress(n)))
 
 
 def _plan(cfg: PipelineConfig, directory: Path) -> str:
@@ -125,7 +129,8 @@ def _train_job(cfg_dict: dict[str, Any], name: str, arch_dict: dict[str, Any], s
 
     cfg = from_dict(PipelineConfig, cfg_dict)
     apply_threads(cfg)
-    train_experiment(experiment_for(cfg, name, seed), arch=arch_from_dict(arch_dict), restart=restart)
+    train_experiment(experiment_for(cfg, name, seed), arch=arch_from_dict(arch_dict), restart=restart,
+                     label=f"retrain {name} seed {seed}")
 
 
 def measured_latency(cfg: PipelineConfig, directory: Path) -> dict[str, Any]:

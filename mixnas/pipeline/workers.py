@@ -17,10 +17,11 @@ import multiprocessing
 import os
 import signal
 import threading
-from concurrent.futures import CancelledError, ProcessPoolExecutor
+from concurrent.futures import CancelledError, ProcessPoolExecutor, as_completed
 from typing import Any, Callable
 
 from mixnas.errors import Interrupted
+from mixnas.progress import mark_worker
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 STOPPED = ("stopped by {name}: the running trainings wrote a checkpoint; run the same command again "
@@ -35,6 +36,7 @@ def _init_worker(stop: Any) -> None:
     on by the main process; signals between jobs are ignored (a training handles its own)."""
     global _stop
     _stop = stop
+    mark_worker()  # progress as labelled lines: bars of two workers would overwrite each other
     os.setpgrp()
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
@@ -46,12 +48,16 @@ def _run_job(function: Callable[..., Any], job: tuple) -> Any:
     return function(*job)
 
 
-def run_in_processes(function: Callable[..., Any], jobs: list[tuple], workers: int) -> None:
+def run_in_processes(function: Callable[..., Any], jobs: list[tuple], workers: int,
+                     on_done: Callable[[int], None] | None = None) -> None:
     """Call function(*job) for every job, `workers` at a time (in this process when there is
-    nothing to gain). A worker's error is raised here with its own message."""
+    nothing to gain). A worker's error is raised here with its own message. `on_done(n)` is
+    called here each time a job finishes, n the number finished so far (for progress lines)."""
     if workers < 2 or len(jobs) < 2:
-        for job in jobs:
+        for n, job in enumerate(jobs, 1):
             function(*job)
+            if on_done is not None:
+                on_done(n)
         return
     received: list[int] = []
     context = multiprocessing.get_context("spawn")
@@ -74,12 +80,15 @@ def run_in_processes(function: Callable[..., Any], jobs: list[tuple], workers: i
         previous = ({sig: signal.signal(sig, forward) for sig in STOP_SIGNALS}
                     if threading.current_thread() is threading.main_thread() else {})
         try:
-            for future in futures:
+            for n, future in enumerate(as_completed(futures), 1):
                 try:
                     future.result()
                 except (CancelledError, Interrupted):
                     if not received:
                         raise
+                    continue
+                if on_done is not None:
+                    on_done(n)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

@@ -27,7 +27,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from tqdm import tqdm
 
 from mixnas.errors import Interrupted
-from mixnas.progress import time_left
+from mixnas.progress import bars_allowed, time_left
 from mixnas.train import schedules
 from mixnas.train.checkpoint import (FORMAT, atomic_torch_save, capture_rng_state, checkpoint_path,
                                      latest_checkpoint, load_checkpoint, prune_checkpoints,
@@ -45,9 +45,11 @@ class NonFiniteLossError(ValueError):
 
 
 class Trainer:
-    def __init__(self, task: Any, config: TrainConfig):
+    def __init__(self, task: Any, config: TrainConfig, label: str = ""):
+        """`label` starts every progress line (e.g. 'retrain searched-mixed seed 2'): workers
+        training side by side write to one log."""
         check_task(task)
-        self.task, self.cfg = task, config
+        self.task, self.cfg, self.label = task, config, label
         self._owns_process_group = not torch.distributed.is_initialized()
         self.dist = init_distributed(config.device)
         self.device = self.dist.device
@@ -91,7 +93,7 @@ class Trainer:
         if self.stopped_by_task or self.finished_limits == self._limits():
             return self._summary()
         bar = tqdm(total=cfg.max_updates or None, initial=self.step, unit="upd", dynamic_ncols=True,
-                   disable=not (cfg.progress and self.dist.is_main and sys.stderr.isatty()))
+                   disable=not (cfg.progress and self.dist.is_main and bars_allowed()))
         validated_at, tick, stop = None, time.monotonic(), False
         self._logged_elapsed = self.elapsed  # the progress line's rate counts this run's time only
         with self.signals, contextlib.closing(bar):
@@ -306,7 +308,8 @@ class Trainer:
         shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()
                           if k not in ("epoch", "lr", "grad_norm", "sample_size", "updates", "elapsed")
                           and isinstance(v, (int, float)))
-        return f"{where}: {shown}, lr {metrics['lr']:.2g}, {rate:.3g} updates/s{left}"
+        label = f"{self.label}: " if self.label else ""
+        return f"{label}{where}: {shown}, lr {metrics['lr']:.2g}, {rate:.3g} updates/s{left}"
 
     def _validate_and_check_stop(self) -> bool:
         self.stopped_by_task = bool(self._validate().get("stop"))

@@ -263,7 +263,8 @@ def test_parallel_retraining_equals_sequential(micro_run, tmp_path, capsys):
     run_dir = tmp_path / "run"
     shutil.copytree(micro_run[0], run_dir, ignore=shutil.ignore_patterns("retrain", "results.json", "report.md"))
     assert mixnas_main(["run", "--preset", "micro", f"run_dir={run_dir}", WITH_LATENCY, "retrain.workers=2"]) == 0
-    assert "(2 at a time)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "(2 at a time)" in out and "retrain: trainings finished" in out
     want = json.loads((micro_run[0] / "results.json").read_text())["rows"]
     got = json.loads((run_dir / "results.json").read_text())["rows"]
     assert [(r["name"], r["test_scores"]) for r in got] == [(r["name"], r["test_scores"]) for r in want]

@@ -162,7 +162,7 @@ def test_presets_enable_the_check():
     assert load_pipeline_config("micro", ["rank_check.enabled=false", "rank_check.k=1"]).rank_check.k == 1
 
 
-def test_trainings_in_worker_processes_equal_in_process(trained_micro, tmp_path):
+def test_trainings_in_worker_processes_equal_in_process(trained_micro, tmp_path, capfd):
     import shutil
 
     _, supernet_dir = trained_micro
@@ -173,5 +173,8 @@ def test_trainings_in_worker_processes_equal_in_process(trained_micro, tmp_path)
         cfg = load_pipeline_config("micro", [f"run_dir={run_dir}", "supernet.train.max_updates=12",
                                              f"retrain.workers={workers}"])
         results.append(rank_check(cfg, run_dir / "supernet", 3, 6))
+        # Each training writes labelled progress lines (to a log, not a terminal), from workers too.
+        err = capfd.readouterr().err
+        assert all(f"rank check {i}/3: update 6/6 (100%)" in err for i in (1, 2, 3)), err[-2000:]
     strip = lambda result: [{k: v for k, v in r.items() if k != "dir"} for r in result["rows"]]  # noqa: E731
     assert strip(results[1]) == strip(results[0])

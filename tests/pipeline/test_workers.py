@@ -11,9 +11,12 @@ from mixnas.errors import Interrupted
 from mixnas.pipeline.workers import run_in_processes
 
 
-def test_every_job_runs(tmp_path):
-    run_in_processes(write, [(str(tmp_path), i) for i in range(3)], workers=2)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_every_job_runs_and_each_end_is_reported(tmp_path, workers):
+    finished = []
+    run_in_processes(write, [(str(tmp_path), i) for i in range(3)], workers=workers, on_done=finished.append)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["done-0", "done-1", "done-2"]
+    assert finished == [1, 2, 3]  # for progress lines: how many are done, in the main process
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

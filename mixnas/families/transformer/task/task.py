@@ -7,6 +7,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from ....progress import Tracker
 from ....tasks.common import TrainingTask, eval_mode, sum_stats
 from ....train.losses import label_smoothed_cross_entropy
 from ..config import TransformerConfig
@@ -104,7 +105,9 @@ class TranslationTask:
         refs = self.data.references(split)
         hyps: dict[int, str] = {}
         device = next(model.parameters()).device
-        with eval_mode(model):
+        total = len(refs) if limit is None else min(limit, len(refs))
+        # Beam search over a test set takes minutes on a CPU: say how far it is.
+        with eval_mode(model), Tracker(f"translating {split} (beam {beam.beam})", total) as progress:
             for batch in self.batches(split, train=False):
                 keep = batch.ids if limit is None else batch.ids[batch.ids < limit]
                 if len(keep) == 0:
@@ -114,6 +117,7 @@ class TranslationTask:
                 src = src[:, : int((src != PAD_ID).sum(1).max())].to(device)
                 for idx, tokens in zip(batch.ids[rows].tolist(), translate(model, src, beam)):
                     hyps[idx] = self.data.tokenizer.decode(tokens)
+                progress.advance(len(keep))
         order = sorted(hyps)
         hyp_text, ref_text = [hyps[i] for i in order], [refs[i] for i in order]
         bleu, tok = corpus_bleu(hyp_text, ref_text), tokenized_bleu(hyp_text, ref_text)
