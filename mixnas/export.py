@@ -64,6 +64,13 @@ def export_model(model, output: str | Path, format: str = "onnx") -> Path | tupl
     `output` in `format` ("onnx" or "torch-export"); returns the path. A family exporting several
     programs (translation: encoder + decoder step) writes each to `part_path(output, part)`
     (mt.onnx -> mt.encoder.onnx, mt.decoder_step.onnx) and returns their paths."""
+    paths = export_parts(model, output, format)
+    return paths[None] if list(paths) == [None] else tuple(paths.values())
+
+
+def export_parts(model, output: str | Path, format: str = "onnx") -> dict:
+    """`export_model`, returning {part: path} (part None for a one-program family), for callers
+    that run the programs by name (the onnxruntime latency workloads)."""
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}; use one of {', '.join(FORMATS)}")
     if format == "onnx":
@@ -72,7 +79,7 @@ def export_model(model, output: str | Path, format: str = "onnx") -> Path | tupl
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     from .fileio import atomic_write
-    paths = []
+    paths = {}
     for part, (exported, program) in traced.items():
         path = part_path(output, part)
         if format == "torch-export":
@@ -80,8 +87,8 @@ def export_model(model, output: str | Path, format: str = "onnx") -> Path | tupl
             atomic_write(path, lambda tmp, e=exported: torch.export.save(e, tmp))
         else:
             atomic_write(path, lambda tmp, e=exported, p=program: _write_onnx(e, p, tmp))
-        paths.append(path)
-    return paths[0] if list(traced) == [None] else tuple(paths)
+        paths[part] = path
+    return paths
 
 
 def _write_onnx(exported, program, path: Path) -> None:

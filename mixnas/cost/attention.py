@@ -16,6 +16,10 @@ A core is asked for in one of three modes:
                                  holds lk keys (decoding steps after the first).
 h = heads, d = head size, opts = the kind's options (registry defaults merged with config).
 `params(d, opts)` is the number of parameters inside the kernel (positional tables), 0 for most.
+`state(d, tokens, opts)` is the number of values ONE head keeps to continue decoding after
+`tokens` keys (causal self-attention after `tokens` steps, or a cross-attention state over
+`tokens` encoder positions): a KV cache grows as 2 * tokens * d, a linear kind's sums stay
+D * d + D whatever the length. That is where a softmax layer's long-context memory goes.
 
 Adding an attention kind: register its formulas here with
 `register_attention_cost("mykind", AttentionCost(full=..., causal=..., cached=...))` (or reuse
@@ -40,6 +44,7 @@ class AttentionCost:
     causal: Callable[[int, int, int, int, Options], int]
     cached: Callable[[int, int, int, int, Options], int]
     params: Callable[[int, Options], int] = lambda d, opts: 0
+    state: Callable[[int, int, Options], int] = lambda d, tokens, opts: 2 * tokens * d  # a KV cache
 
 
 _COSTS: dict[str, AttentionCost] = {}
@@ -81,6 +86,13 @@ def core_flops(kind: str, mode: str, *, heads: int, head_dim: int, lq: int, lk: 
 def kernel_params(kind: str, head_dim: int, attention_options: dict[str, dict[str, Any]] | None = None) -> int:
     """Parameters inside one attention kernel of `kind` with head size `head_dim`."""
     return attention_cost(kind).params(head_dim, kind_options(kind, attention_options))
+
+
+def state_elements(kind: str, *, heads: int, head_dim: int, tokens: int,
+                   attention_options: dict[str, dict[str, Any]] | None = None) -> int:
+    """Values one sequence's decoding state of one attention layer holds after `tokens` keys
+    (key-padding masks, one bool per position, are not counted)."""
+    return heads * attention_cost(kind).state(head_dim, tokens, kind_options(kind, attention_options))
 
 
 def covered_kinds() -> list[str]:
@@ -145,7 +157,10 @@ def linear_cost(feature_dim: Callable[[int], int]) -> AttentionCost:
     def cached(h, d, lq, lk, o):  # the static state already holds kv and z
         return readout(h, d, lq, feature_dim(d))
 
-    return AttentionCost(full=full, causal=causal, cached=cached)
+    def state(d, tokens, o):  # kv (D x d) and z (D): constant in the length
+        return feature_dim(d) * (d + 1)
+
+    return AttentionCost(full=full, causal=causal, cached=cached, state=state)
 
 
 register_attention_cost("softmax", kv_cache_cost())

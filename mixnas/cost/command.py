@@ -12,7 +12,7 @@ from mixnas.fileio import write_json
 from mixnas.models import load_model
 from mixnas.models.io import model_directory
 
-from .latency import CLOCKS, DEFAULT_STAT, STATS, describe_protocol, measure_latency
+from .latency import CLOCKS, DEFAULT_RUNTIME, DEFAULT_STAT, RUNTIMES, STATS, describe_protocol, measure_latency
 from .params import count_params
 
 
@@ -63,19 +63,58 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(model_directory(args.model))  # a model directory or the run directory holding it
     arch, config = model.arch, model.config
     options = parse_options(args.option, {"src_len": args.src_len, "tgt_len": args.tgt_len, "beam": args.beam})
-    report = cost_report(arch, config, options=options, latency=args.latency, model=model, device=args.device, threads=args.threads,
-                         clock=args.clock, stat=args.stat, warmup=args.warmup, runs=args.runs)
-    for key, value in report.items():
-        if key == "latency_protocol":
-            continue
-        counted = key.startswith("params") or "flops" in key
-        shown = f"{value:,} ({scaled(value)})" if counted else (f"{value:.2f}" if isinstance(value, float) else value)
-        print(f"{key:34s} {shown}")
-    if "latency_protocol" in report:
-        print(f"{'latency measured as':34s} {describe_protocol(report['latency_protocol'])}")
+    settings = dict(latency=args.latency, model=model, device=args.device, threads=args.threads, clock=args.clock,
+                    stat=args.stat, warmup=args.warmup, runs=args.runs, runtime=args.runtime)
+    if args.lengths:
+        family = family_of(arch)
+        reports = {str(n): cost_report(arch, config, options={**options, **family.length_options(n)}, **settings)
+                   for n in parse_lengths(args.lengths)}
+        print_length_table(reports)
+        result: dict[str, Any] = {"by_length": reports}
+    else:
+        result = cost_report(arch, config, options=options, **settings)
+        for key, value in result.items():
+            if key != "latency_protocol":
+                print(f"{key:34s} {shown(key, value)}")
+    protocol = result.get("latency_protocol") or next(iter(result.get("by_length", {}).values()), {}).get("latency_protocol")
+    if protocol:
+        print(f"{'latency measured as':34s} {describe_protocol(protocol)}")
     if args.json:
-        write_json(args.json, report)
+        write_json(args.json, result)
     return 0
+
+
+def shown(key: str, value: Any) -> str:
+    """Exact counts with thousands separators and a short form; bytes with B."""
+    if key.startswith("params") or "flops" in key:
+        return f"{value:,} ({scaled(value)})"
+    if key.endswith("_bytes"):
+        return f"{value:,} ({scaled(value)}B)"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def parse_lengths(text: str) -> list[int]:
+    """'256,1024,4096' -> [256, 1024, 4096]."""
+    try:
+        lengths = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        lengths = []
+    if not lengths or min(lengths) < 1:
+        raise ValueError(f"--lengths {text!r} must be positive integers separated by commas, e.g. 256,1024,4096")
+    return lengths
+
+
+LENGTH_COLUMNS = ("flops", "decode_flops", "decode_state_bytes", "latency_ms")
+
+
+def print_length_table(reports: dict[str, dict[str, Any]]) -> None:
+    """One row per length: forward FLOPs, decoding FLOPs, decoding-state bytes, latency."""
+    columns = [c for c in LENGTH_COLUMNS if any(c in r for r in reports.values())]
+    print(f"{'length':>8s} " + " ".join(f"{c:>20s}" for c in columns))
+    for length, report in reports.items():
+        cells = [(f"{report[c]:.3f}" if c == "latency_ms" else f"{report[c]:,}") if c in report else "-"
+                 for c in columns]
+        print(f"{length:>8s} " + " ".join(f"{cell:>20s}" for cell in cells))
 
 
 def add_parser(subparsers) -> None:
@@ -89,6 +128,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--src-len", type=int, default=None, help="translation: source length (= --option src_len=N)")
     p.add_argument("--tgt-len", type=int, default=None, help="translation: target length / decoder steps")
     p.add_argument("--beam", type=int, default=None, help="translation: beam of the decoding FLOPs and latency")
+    p.add_argument("--lengths", default=None, metavar="N,N,...",
+                   help="a table over sequence lengths, e.g. 256,1024,4096: FLOPs, decoding FLOPs and the decoding "
+                        "state's bytes (KV caches grow with the length, linear-attention sums do not) at each "
+                        "(language models: seq_len; translation: src_len = tgt_len)")
     p.add_argument("--latency", action="store_true", help="also measure latency (batch 1, HAT's inputs; see --clock, --stat)")
     p.add_argument("--device", default="cpu", help="latency device, e.g. cpu or cuda (default cpu)")
     p.add_argument("--threads", type=int, default=1,
@@ -101,6 +144,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--stat", choices=STATS, default=DEFAULT_STAT,
                    help=f"statistic of the timed runs: min, median or trimmed_mean (HAT: 10%% dropped at each "
                         f"end); default {DEFAULT_STAT}")
+    p.add_argument("--runtime", choices=RUNTIMES, default=DEFAULT_RUNTIME,
+                   help="what runs the latency workload: pytorch (default, the model's modules) or onnxruntime "
+                        "(its ONNX export in ONNX Runtime on the CPU, --threads intra-op threads; needs "
+                        "pip install onnx onnxscript onnxruntime; not for language models yet)")
     p.add_argument("--warmup", type=int, default=5, help="untimed warm-up runs (default 5)")
     p.add_argument("--runs", type=int, default=20, help="timed runs (default 20)")
     p.add_argument("--json", help="also write the report to this JSON file")

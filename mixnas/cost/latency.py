@@ -34,6 +34,11 @@ above). For ~6 ms runs (48x48 inputs), interrupted in every run, the wall minimu
 4.4x, the oncpu and cpu minima 1.0-1.3x: the rest is the other process slowing the shared
 caches and memory, which no clock removes.
 
+Runtime (`runtime`): "pytorch" (default) runs the model's own modules; "onnxruntime" exports its
+programs to ONNX and times the SAME workload in ONNX Runtime sessions on the CPU, one intra-op
+thread by default (mixnas/cost/onnxruntime.py). Protocols recorded before the runtime was
+recorded were measured in PyTorch, and compare as "pytorch".
+
 The model needs `config` (its family's model config, e.g. TransformerConfig / ViTConfig) and, for
 translation, the `encode` / `decode(tokens, enc, states, return_states=True)` /
 `reorder_states` / `reorder_encoder_out` API of mixnas/families/transformer/model.py.
@@ -43,9 +48,10 @@ from __future__ import annotations
 import math
 import os
 import statistics
+import tempfile
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
@@ -107,8 +113,12 @@ CLOCK_DESCRIPTIONS = {"cpu": "CPU time of the measuring thread",
                       "oncpu": "wall time minus the measuring thread's waits for a CPU", "wall": "wall time"}
 STATS = ("min", "median", "trimmed_mean")
 DEFAULT_STAT: Stat = "min"
+RUNTIMES = ("pytorch", "onnxruntime")
+DEFAULT_RUNTIME = "pytorch"
 # The settings of measure_latency that `protocol` records and `protocol_differences` compares.
-SETTINGS = ("device", "threads", "clock", "stat", "warmup", "runs")
+SETTINGS = ("runtime", "device", "threads", "clock", "stat", "warmup", "runs")
+# What a protocol recorded before a setting existed was measured with.
+UNRECORDED_DEFAULTS = {"runtime": DEFAULT_RUNTIME}
 
 
 @dataclass(frozen=True)
@@ -179,8 +189,9 @@ def check_clock(clock: str, threads: int | None, device: str | torch.device = "c
 def protocol_differences(protocol: dict[str, Any] | None, **settings: Any) -> list[str]:
     """The `SETTINGS` given (as passed to measure_latency) that `protocol` (a LatencyResult's)
     was not measured with, as 'name: recorded -> wanted'; empty when it matches. threads=None
-    (torch's default, whatever it is) matches any recorded count; clock=None the device's default."""
-    protocol = protocol or {}
+    (torch's default, whatever it is) matches any recorded count; clock=None the device's default;
+    a protocol without `runtime` (recorded before it was) was measured in PyTorch."""
+    protocol = {**UNRECORDED_DEFAULTS, **(protocol or {})} if protocol else {}
     wanted = dict(settings)
     if "device" in wanted:
         wanted["device"] = str(torch.device(wanted["device"]))
@@ -194,14 +205,17 @@ def protocol_differences(protocol: dict[str, Any] | None, **settings: Any) -> li
 
 def describe_protocol(protocol: dict[str, Any]) -> str:
     """One line, e.g. 'median of 20 timed runs after 5 warm-up, CPU time of the measuring thread,
-    1 thread on cpu, batch 1'."""
+    1 thread on cpu, batch 1, runtime onnxruntime 1.20.1' (runtime pytorch when not recorded)."""
     stat = protocol.get("stat", "trimmed_mean")
     stat_text = {"median": "median", "min": "minimum",
                  "trimmed_mean": f"mean without the {protocol.get('trim', 0.1):.0%} slowest and fastest"}.get(stat, stat)
     clock = CLOCK_DESCRIPTIONS.get(protocol.get("clock", "wall"), protocol.get("clock"))
     threads = protocol.get("threads")
+    threads_text = "default threads" if threads is None else f"{threads} thread{'' if threads == 1 else 's'}"
+    runtime = protocol.get("runtime", DEFAULT_RUNTIME)
+    runtime_text = " ".join(str(x) for x in (runtime, protocol.get(runtime)) if x)  # with its version if recorded
     return (f"{stat_text} of {protocol.get('runs')} timed runs after {protocol.get('warmup')} warm-up, {clock}, "
-            f"{threads} thread{'' if threads == 1 else 's'} on {protocol.get('device')}, batch {protocol.get('batch', 1)}")
+            f"{threads_text} on {protocol.get('device')}, batch {protocol.get('batch', 1)}, runtime {runtime_text}")
 
 
 @contextmanager
@@ -232,7 +246,7 @@ def time_ms(fn: Callable[[], Any], clock: str = "wall", device: str | torch.devi
 
 def measure_latency(model: nn.Module, *, device: str | torch.device = "cpu", threads: int | None = 1,
                     clock: str | None = None, stat: str = DEFAULT_STAT, warmup: int = 5, runs: int = 20,
-                    trim: float = 0.1, seed: int = 0, **options: int) -> LatencyResult:
+                    trim: float = 0.1, seed: int = 0, runtime: str = DEFAULT_RUNTIME, **options: int) -> LatencyResult:
     """Latency of a model at batch 1, on its family's workload (`Family.latency_workload`:
     translation runs the encoder once and `tgt_len` decoder steps on `beam` hypotheses; a ViT
     one image); `options` are that workload's (e.g. src_len=30, tgt_len=30, beam=4).
@@ -240,14 +254,22 @@ def measure_latency(model: nn.Module, *, device: str | torch.device = "cpu", thr
     The model is moved to `device` and put in eval mode. `threads` sets torch's intra-op
     threads for the measurement only (None: leave as is; the oncpu and cpu clocks need 1).
     `clock`: "oncpu", "cpu" or "wall" (None: `default_clock(device)`); `stat`: see
-    `latency_statistic`."""
+    `latency_statistic`. `runtime`: "pytorch" (the model's modules) or "onnxruntime" (its ONNX
+    export in ONNX Runtime sessions with `threads` intra-op threads, None: ONNX Runtime's default;
+    CPU only; `Family.onnxruntime_workload` says which families have one: not the LM yet, whose
+    export has no incremental decode step)."""
     if runs < 1 or warmup < 0:
         raise ValueError(f"need runs >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
     if not 0.0 <= trim < 0.5:
         raise ValueError(f"trim must be in [0, 0.5), got {trim}")
     if stat not in STATS:
         raise ValueError(f"stat must be one of {', '.join(STATS)}; got {stat!r}")
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}; got {runtime!r}")
     device = torch.device(device)
+    if runtime == "onnxruntime" and device.type != "cpu":
+        raise ValueError(f"runtime 'onnxruntime' is measured on the CPU (CPUExecutionProvider); got device "
+                         f"{str(device)!r}, use device='cpu'")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' requested but CUDA is not available; use device='cpu'")
     if threads is not None and threads < 1:
@@ -256,13 +278,21 @@ def measure_latency(model: nn.Module, *, device: str | torch.device = "cpu", thr
     check_clock(clock, threads, device)
     model = model.to(device).eval()
     gen = torch.Generator().manual_seed(seed)
-    fn, protocol = family_of(model).latency_workload(model, gen, device, **options)
-    with _threads(threads), torch.inference_mode():
-        for _ in range(warmup):
-            fn()
-        times = [time_ms(fn, clock, device) for _ in range(runs)]
+    with ExitStack() as stack:
+        if runtime == "onnxruntime":
+            from .onnxruntime import onnxruntime_workload
+            directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="mixnas-onnxruntime-"))
+            fn, protocol = onnxruntime_workload(model, gen, directory, threads, **options)
+            recorded_threads = threads  # None: ONNX Runtime's default
+        else:
+            fn, protocol = family_of(model).latency_workload(model, gen, device, **options)
+            recorded_threads = torch.get_num_threads() if threads is None else threads
+        with _threads(threads), torch.inference_mode():
+            for _ in range(warmup):
+                fn()
+            times = [time_ms(fn, clock, device) for _ in range(runs)]
     mean, std = summarize(times, trim)
-    protocol.update(clock=clock, stat=stat, warmup=warmup, runs=runs, trim=trim, kept=len(trimmed(times, trim)),
-                    device=str(device), threads=torch.get_num_threads() if threads is None else threads)
+    protocol.update(runtime=runtime, clock=clock, stat=stat, warmup=warmup, runs=runs, trim=trim,
+                    kept=len(trimmed(times, trim)), device=str(device), threads=recorded_threads)
     return LatencyResult(ms=latency_statistic(times, stat, trim), ms_mean=mean, ms_std=std, runs=tuple(times),
                          protocol=protocol)

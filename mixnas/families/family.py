@@ -52,9 +52,19 @@ class Family:
     test_metric: ClassVar[str]           # the report's metric of a retrained model (a key of evaluate)
     test_higher_is_better: ClassVar[bool] = True
     val_metrics: ClassVar[tuple[str, ...]] = ("loss",)  # score_metrics keys kept by `collect`
+    # A task variant: another task for the SAME models. It subclasses a registered family, keeps
+    # its `name` and model side (arch, space, model, supernet, cost, export) and sets only the
+    # task side (`task`, data_config_class, test_metric, test_higher_is_better, val_metrics,
+    # build_task, split_names; presets in its own configs/). The registry gives the base for a
+    # name or a model (`family_named`, `family_of`) and the variant for its task (`family_for_task`).
+    variant: ClassVar[bool] = False
     # Options of FLOPs and latency (sequence lengths, beam...): name -> default. `mixnas cost
     # --option name=value` and the latency protocol take them.
     cost_options: ClassVar[dict[str, int]] = {}
+    # Why latency cannot be measured on ONNX Runtime (`measure_latency(runtime="onnxruntime")`);
+    # None for a family whose `onnxruntime_workload` runs its latency workload. A class
+    # attribute, so the pipeline config refuses collect.latency_runtime: onnxruntime before any work.
+    onnxruntime_unsupported: ClassVar[str | None] = "no ONNX Runtime latency workload is written for it"
 
     # ------------------------------------------------------------ building
     def build_task(self, data_config: Any) -> Any:
@@ -102,16 +112,50 @@ class Family:
         raise NotImplementedError
 
     def cost_report(self, arch: Any, config: Any, **options: int) -> dict[str, Any]:
-        """The FLOPs entries of `mixnas cost` (params are added by the caller). Families with
-        decoding add their decoding FLOPs here."""
+        """The FLOPs entries of `mixnas cost` at `options` (params are added by the caller);
+        for a family that decodes (defines `decode_flops_breakdown`), also the FLOPs of its
+        decoding workload and the bytes of its fp32 decoding state."""
         from mixnas.cost.flops import total
-        parts = self.flops_breakdown(arch, config, **options)
-        return {**options, "flops": total(parts, True), "flops_without_embeddings": total(parts, False)}
+        o = self.options(options)
+        parts = self.flops_breakdown(arch, config, **o)
+        report = {**o, "flops": total(parts, True), "flops_without_embeddings": total(parts, False)}
+        if hasattr(self, "decode_flops_breakdown"):
+            decode = self.decode_flops_breakdown(arch, config, **o)
+            state = self.decode_state_breakdown(arch, config, **o)
+            report.update(decode_flops=total(decode, True), decode_flops_without_embeddings=total(decode, False),
+                          decode_state_bytes=4 * sum(state.values()))
+        return report
+
+    def decode_state_breakdown(self, arch: Any, config: Any, **options: int) -> dict[str, int]:
+        """Values (fp32 numbers) one sequence's decoding state holds per named part at
+        `cost_options` (e.g. after seq_len tokens): KV caches grow with the length, linear
+        attention sums do not. Default: the family does not decode (a one-line ValueError)."""
+        raise ValueError(f"{self.name} models do not decode token by token: they have no decoding state")
+
+    def length_options(self, length: int) -> dict[str, int]:
+        """The cost options that put a model at sequence length `length` (`mixnas cost
+        --lengths`). Default: the family has no variable length (a one-line ValueError)."""
+        raise ValueError(f"{self.name} models have no sequence length to vary")
 
     def latency_workload(self, model: Any, generator: Any, device: Any,
                          **options: int) -> tuple[Callable[[], Any], dict[str, Any]]:
         """(function running one measured inference at batch 1, its protocol description)."""
         raise NotImplementedError
+
+    def onnxruntime_workload(self, model: Any, open_sessions: Callable[[], dict], generator: Any,
+                             **options: int) -> tuple[Callable[[], Any], dict[str, Any]]:
+        """`latency_workload` on ONNX Runtime: the SAME inference (inputs drawn from `generator`
+        alike, the same protocol description) through the model's exported programs.
+        `open_sessions()` exports the model and returns {part: onnxruntime.InferenceSession}
+        (part None for a one-program family, else `export_program`'s names); it is a function so
+        that nothing is exported before the options are checked. Default: a one-line ValueError."""
+        raise ValueError(self.onnxruntime_error())
+
+    def onnxruntime_error(self) -> str | None:
+        """The one-line reason latency on onnxruntime is refused for this family, or None."""
+        if self.onnxruntime_unsupported is None:
+            return None
+        return f"{self.name} latency on onnxruntime is not supported yet: {self.onnxruntime_unsupported}"
 
     # ------------------------------------------------------------ helpers for subclasses
     def options(self, given: dict[str, int]) -> dict[str, int]:

@@ -14,8 +14,8 @@ without embeddings and output layer), latency_ms / latency_std_ms (empty when no
 then one feat:<name> column per entry of space.encode(arch).
 
 latency_ms is the collect.latency_* protocol's statistic (collect.latency_stat of
-collect.latency_runs runs on collect.latency_clock), latency_std_ms the spread of the trimmed
-runs. The protocol (LatencyResult.protocol) is written beside the CSV, in <stem>.latency.json
+collect.latency_runs runs on collect.latency_clock, in collect.latency_runtime: PyTorch or the
+model's ONNX export in ONNX Runtime), latency_std_ms the spread of the trimmed runs. The protocol (LatencyResult.protocol) is written beside the CSV, in <stem>.latency.json
 (`latency_protocol_path`); a collection continues only rows measured with the same protocol.
 """
 from __future__ import annotations

@@ -73,6 +73,9 @@ class CollectSection:
     # hold the cores; wall (HAT's; use it on CUDA) does not. See mixnas/cost/latency.py.
     latency_clock: Literal["oncpu", "cpu", "wall"] = "oncpu"
     latency_stat: Literal["min", "median", "trimmed_mean"] = "min"  # of the timed runs (HAT: trimmed_mean)
+    # pytorch: the extracted model's modules; onnxruntime: its ONNX export in ONNX Runtime on the
+    # CPU (the deployment runtime; latency_threads intra-op threads). See mixnas/cost/onnxruntime.py.
+    latency_runtime: Literal["pytorch", "onnxruntime"] = "pytorch"
     chunk: int = 20                     # rows per atomic CSV write (a kill loses at most one chunk)
 
     def validate(self) -> None:
@@ -82,6 +85,10 @@ class CollectSection:
             raise ConfigError("collect.latency_runs and collect.chunk must be >= 1, collect.latency_warmup >= 0")
         if self.latency_threads is not None and self.latency_threads < 1:
             raise ConfigError(f"collect.latency_threads must be >= 1 (or null), got {self.latency_threads}")
+        if self.latency and self.latency_runtime == "onnxruntime" and self.latency_device.split(":")[0] != "cpu":
+            raise ConfigError(f"collect.latency_runtime: onnxruntime runs on the CPU (CPUExecutionProvider), not on "
+                              f"latency_device: {self.latency_device}; set collect.latency_device: cpu or "
+                              f"collect.latency_runtime: pytorch")
         if self.latency and self.latency_clock != "wall":
             clock = f"collect.latency_clock: {self.latency_clock}"
             if self.latency_device.split(":")[0] != "cpu":
@@ -95,8 +102,9 @@ class CollectSection:
 
     def latency_options(self) -> dict[str, Any]:
         """The collect.latency_* protocol as keyword arguments of mixnas.cost.measure_latency."""
-        return {"device": self.latency_device, "threads": self.latency_threads, "clock": self.latency_clock,
-                "stat": self.latency_stat, "warmup": self.latency_warmup, "runs": self.latency_runs}
+        return {"runtime": self.latency_runtime, "device": self.latency_device, "threads": self.latency_threads,
+                "clock": self.latency_clock, "stat": self.latency_stat, "warmup": self.latency_warmup,
+                "runs": self.latency_runs}
 
 
 @dataclass
@@ -257,6 +265,9 @@ class PipelineConfig:
             raise ConfigError("search.pareto_x: latency needs collect.latency: true (or use pareto_x: flops)")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1 (or null for torch's default), got {self.threads}")
+        unsupported = family_for_task(self.task).onnxruntime_error()
+        if self.collect.latency and self.collect.latency_runtime == "onnxruntime" and unsupported:
+            raise ConfigError(f"collect.latency_runtime: onnxruntime: {unsupported}")
 
     @property
     def supernet_dir(self) -> Path:

@@ -65,3 +65,36 @@ def test_latency_clock_and_statistic_flags(tmp_path, capsys):
     assert report["latency_protocol"]["threads"] == 2 and report["latency_ms"] > 0
     with pytest.raises(ValueError, match=r"clock 'cpu' .* needs exactly 1 intra-op thread \(got threads=2\)"):
         cost_main([str(tmp_path / "model"), "--latency", "--clock", "cpu", "--threads", "2"])
+
+
+def test_lengths_table_of_a_language_model(tmp_path, capsys):
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "families" / "lm"))
+    from lm_helpers import tiny_config
+    from test_lm_model import mixed_arch
+
+    from mixnas.families import family_named
+    arch, config = mixed_arch(), tiny_config(context=12)
+    save_model(build_model(arch, config), tmp_path / "model")
+    out = tmp_path / "lengths.json"
+    assert cost_main([str(tmp_path / "model"), "--lengths", "4,8,12", "--latency", "--runs", "2", "--warmup", "0",
+                      "--json", str(out)]) == 0
+    by_length = json.loads(out.read_text())["by_length"]
+    assert list(by_length) == ["4", "8", "12"]
+    family = family_named("lm")
+    for n in (4, 8, 12):
+        assert by_length[str(n)] == {**by_length[str(n)], **family.cost_report(arch, config, seq_len=n)}
+        assert by_length[str(n)]["latency_ms"] > 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].split() == ["length", "flops", "decode_flops", "decode_state_bytes", "latency_ms"]
+    assert [line.split()[0] for line in printed[1:4]] == ["4", "8", "12"]
+    # A length the model cannot run (latency past its context) and a ViT: one-line errors.
+    with pytest.raises(ValueError, match="exceeds the model's context"):
+        cost_main([str(tmp_path / "model"), "--lengths", "16", "--latency"])
+    vit_arch, vit_config = VISION["mean-pool"]
+    save_model(build_model(vit_arch, vit_config), tmp_path / "vit")
+    with pytest.raises(ValueError, match="no sequence length"):
+        cost_main([str(tmp_path / "vit"), "--lengths", "16"])
+    with pytest.raises(ValueError, match="positive integers"):
+        cost_main([str(tmp_path / "model"), "--lengths", "a,b"])

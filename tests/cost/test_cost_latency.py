@@ -172,7 +172,9 @@ def test_protocol_records_how_it_was_measured():
     p = result.protocol
     assert (p["clock"], p["stat"], p["threads"], p["runs"], p["warmup"], p["device"]) == ("wall", "median", 1, 4, 2, "cpu")
     assert result.ms == statistics.median(result.runs)
-    assert describe_protocol(p) == ("median of 4 timed runs after 2 warm-up, wall time, 1 thread on cpu, batch 1")
+    assert p["runtime"] == "pytorch"
+    assert describe_protocol(p) == ("median of 4 timed runs after 2 warm-up, wall time, 1 thread on cpu, batch 1, "
+                                    "runtime pytorch")
     assert describe_protocol({**p, "clock": "cpu", "stat": "min", "threads": 2}).startswith(
         "minimum of 4 timed runs after 2 warm-up, CPU time of the measuring thread, 2 threads")
     assert "wall time minus the measuring thread's waits for a CPU" in describe_protocol({**p, "clock": "oncpu"})

@@ -15,8 +15,8 @@ from mixnas.pipeline.retrain import LATENCY_FILE, measured_latency
 def test_collect_latency_protocol_defaults_and_validation():
     c = from_dict(CollectSection, {})
     assert (c.latency_clock, c.latency_stat, c.latency_threads) == ("oncpu", "min", 1)
-    assert c.latency_options() == {"device": "cpu", "threads": 1, "clock": "oncpu", "stat": "min",
-                                   "warmup": 5, "runs": 20}
+    assert c.latency_options() == {"runtime": "pytorch", "device": "cpu", "threads": 1, "clock": "oncpu",
+                                   "stat": "min", "warmup": 5, "runs": 20}
     for clock in ("oncpu", "cpu"):
         with pytest.raises(ConfigError, match=rf"collect.latency_clock: {clock} times the measuring thread only and "
                                               r"needs collect.latency_threads: 1 \(got None\); or set latency_clock: wall"):

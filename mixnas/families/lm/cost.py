@@ -10,13 +10,15 @@ Per layer of width E, FFN width F, h heads of size d (qkv width Q = h d), over L
 Output projection (tied to the token table): 2 L E V. Named "output_projection" and
 "embed_tokens", so `include_embeddings=False` (mixnas.cost.EMBEDDING_PARTS) leaves out the
 token/position tables and the vocabulary projection, as HAT reports model size and FLOPs.
+Decoding state after seq_len tokens, per layer: `state_elements` (a KV cache of 2 seq_len h d
+values for softmax and relative, constant sums for the linear kinds).
 The formulas hold for any seq_len (the model itself runs at most config.context positions).
 """
 from __future__ import annotations
 
 from typing import Any
 
-from ...cost.attention import core_flops
+from ...cost.attention import core_flops, state_elements
 from ...cost.flops import ffn_flops, linear_flops, projection_flops
 from ...cost.params import layer_norm_params, stack_layers_params
 from .arch import LMArch
@@ -58,3 +60,10 @@ def decode_flops_breakdown(arch: LMArch, config: Any, seq_len: int) -> dict[str,
                                 + ffn_flops(1, e, layer.ffn_dim))
     parts["output_projection"] = linear_flops(1, e, config.vocab_size)
     return parts
+
+
+def decode_state_breakdown(arch: LMArch, config: Any, seq_len: int) -> dict[str, int]:
+    """Values each layer keeps to decode the next token after seq_len tokens (batch 1)."""
+    return {f"layers.{i}": state_elements(layer.attention, heads=layer.heads, head_dim=arch.head_dim,
+                                          tokens=seq_len, attention_options=config.attention_options)
+            for i, layer in enumerate(arch.layers)}

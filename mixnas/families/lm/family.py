@@ -5,7 +5,8 @@ Architecture `LMArch`, space `LMSpace`, model `LM`, supernet `SupernetLM`, task
 the test loss in nats per character, lower is better). Cost option `seq_len` (default 64):
 forward FLOPs are of a causal forward over seq_len tokens; decoding FLOPs of ONE incremental
 step at position seq_len (seq_len - 1 earlier tokens in the attention state); the latency
-workload generates seq_len tokens one at a time from a 1-token prompt (batch 1).
+workload generates seq_len tokens one at a time from a 1-token prompt (batch 1), in PyTorch only:
+latency on onnxruntime is not supported yet, because the export has no incremental decode step.
 """
 from __future__ import annotations
 
@@ -29,6 +30,12 @@ class LMFamily(Family):
     test_higher_is_better = False
     val_metrics = ("loss", "bpc")
     cost_options = {"seq_len": 64}
+    # Latency decodes seq_len tokens one at a time from a state; the export (`export_program`) is
+    # the full causal forward only, and re-running it over the growing prefix per token would time
+    # another (quadratic) workload than PyTorch's.
+    onnxruntime_unsupported = ("its ONNX export is the full causal forward with no incremental decode step, so "
+                               "ONNX Runtime cannot run the same token-by-token workload as PyTorch; use runtime "
+                               "pytorch")
 
     def build_task(self, data_config: LMDataConfig):
         from .task import LanguageModelingTask
@@ -79,12 +86,13 @@ class LMFamily(Family):
         from .cost import decode_flops_breakdown
         return decode_flops_breakdown(arch, config, self.options(options)["seq_len"])
 
-    def cost_report(self, arch: LMArch, config: Any, **options: int) -> dict[str, Any]:
-        from ...cost.flops import total
-        o = self.options(options)
-        forward, decode = self.flops_breakdown(arch, config, **o), self.decode_flops_breakdown(arch, config, **o)
-        return {**o, "flops": total(forward, True), "flops_without_embeddings": total(forward, False),
-                "decode_flops": total(decode, True), "decode_flops_without_embeddings": total(decode, False)}
+    def decode_state_breakdown(self, arch: LMArch, config: Any, **options: int) -> dict[str, int]:
+        """After seq_len tokens: what decoding the next one reads from each layer."""
+        from .cost import decode_state_breakdown
+        return decode_state_breakdown(arch, config, self.options(options)["seq_len"])
+
+    def length_options(self, length: int) -> dict[str, int]:
+        return {"seq_len": length}
 
     def latency_workload(self, model, generator, device, **options: int):
         import torch

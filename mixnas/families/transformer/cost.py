@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...cost.attention import core_flops
+from ...cost.attention import core_flops, state_elements
 from ...cost.flops import ffn_flops, linear_flops, projection_flops
 from ...cost.params import attention_params, ffn_params, head_dim_of, layer_norm_params
 from .arch import DecoderLayerArch, TransformerArch
@@ -108,4 +108,20 @@ def decode_flops(arch: TransformerArch, config: Any, src_len: int, tgt_len: int,
                             + ffn_flops(1, ed, layer.ffn_dim))
         parts[f"decoder.{i}"] = beam * total
     parts["output_projection"] = beam * tgt_len * linear_flops(1, ed, config.tgt_vocab)
+    return parts
+
+
+def decode_state_breakdown(arch: TransformerArch, config: Any, src_len: int, tgt_len: int) -> dict[str, int]:
+    """Values one hypothesis's decoder keeps after `tgt_len` steps over a `src_len` source: per
+    decoder layer its self-attention state (tgt_len keys) and its cross-attention state (the
+    keys and values, or linear sums, of the `cross_layers * src_len` encoder positions)."""
+    qkv, opts = arch.qkv_dim, config.attention_options
+    parts = {}
+    for i, layer in enumerate(arch.decoder_layers):
+        d = head_dim_of(qkv, layer.heads, f"decoder layer {i}")
+        dc = head_dim_of(qkv, layer.cross_heads, f"decoder layer {i} cross-attention")
+        parts[f"decoder.{i}"] = (
+            state_elements(layer.attention, heads=layer.heads, head_dim=d, tokens=tgt_len, attention_options=opts)
+            + state_elements(layer.cross_attention, heads=layer.cross_heads, head_dim=dc,
+                             tokens=_memory_len(arch, layer, i, src_len), attention_options=opts))
     return parts

@@ -86,24 +86,43 @@ class TransformerFamily(Family):
         o = self.options(options)
         return decode_flops(arch, config, o["src_len"], o["tgt_len"], o["beam"])
 
-    def cost_report(self, arch: TransformerArch, config: Any, **options: int) -> dict[str, Any]:
-        from ...cost.flops import total
+    def decode_state_breakdown(self, arch: TransformerArch, config: Any, **options: int) -> dict[str, int]:
+        """One hypothesis after tgt_len steps over src_len source tokens (beam excluded)."""
+        from .cost import decode_state_breakdown
         o = self.options(options)
-        forward, decode = self.flops_breakdown(arch, config, **o), self.decode_flops_breakdown(arch, config, **o)
-        return {**o, "flops": total(forward, True), "flops_without_embeddings": total(forward, False),
-                "decode_flops": total(decode, True), "decode_flops_without_embeddings": total(decode, False)}
+        return decode_state_breakdown(arch, config, o["src_len"], o["tgt_len"])
+
+    def length_options(self, length: int) -> dict[str, int]:
+        """Source and target of `length` tokens."""
+        return {"src_len": length, "tgt_len": length}
+
+    onnxruntime_unsupported = None
 
     def latency_workload(self, model, generator, device, **options: int):
+        src, o, protocol = self._latency_source(model, generator, options)
+        src = src.to(device)
+        return (lambda: translation_step(model, src, o["tgt_len"], o["beam"])), protocol
+
+    def onnxruntime_workload(self, model, open_sessions, generator, **options: int):
+        """The same source, encoder once and `tgt_len` beam-reordered decoder steps through the
+        exported encoder and decoder_step programs (ort_latency.py)."""
+        from .ort_latency import onnxruntime_translation_step
+        src, o, protocol = self._latency_source(model, generator, options)
+        sessions = open_sessions()
+        return onnxruntime_translation_step(model, sessions, src.numpy(), o["tgt_len"], o["beam"]), protocol
+
+    def _latency_source(self, model, generator, options: dict[str, int]):
+        """(the random batch-1 source of the latency workload, the options, its protocol description)."""
         import torch
         o = self.options(options)
         cfg = model.config
         low = max(cfg.pad_id, cfg.bos_id, cfg.eos_id) + 1  # no special tokens in the random source
         if cfg.src_vocab <= low:
             raise ValueError(f"src_vocab={cfg.src_vocab} has no ordinary tokens beyond the special ids")
-        src = torch.randint(low, cfg.src_vocab, (1, o["src_len"]), generator=generator).to(device)
+        src = torch.randint(low, cfg.src_vocab, (1, o["src_len"]), generator=generator)
         protocol = {"task": self.task, "batch": 1, "src_len": o["src_len"], "decoder_steps": o["tgt_len"],
                     "beam": o["beam"]}
-        return (lambda: translation_step(model, src, o["tgt_len"], o["beam"])), protocol
+        return src, o, protocol
 
 
 def translation_step(model, src_tokens, steps: int, beam: int) -> None:

@@ -75,10 +75,25 @@ class ViTFamily(Family):
     def cost_report(self, arch: ViTArch, config: Any, **options: int) -> dict[str, Any]:
         return {"image_size": config.image_size, **super().cost_report(arch, config, **options)}
 
+    onnxruntime_unsupported = None
+
     def latency_workload(self, model, generator, device, **options: int):
+        images, protocol = self._latency_image(model, generator, options)
+        images = images.to(device)
+        return (lambda: model(images)), protocol
+
+    def onnxruntime_workload(self, model, open_sessions, generator, **options: int):
+        """The same batch-1 image through the exported forward."""
+        images, protocol = self._latency_image(model, generator, options)
+        session = open_sessions()[None]
+        feed = {session.get_inputs()[0].name: images.numpy()}
+        return (lambda: session.run(None, feed)), protocol
+
+    def _latency_image(self, model, generator, options: dict[str, int]):
+        """(the one random image of the latency workload, its protocol description)."""
         import torch
         if options:
             raise ValueError(f"ViT latency takes no options (got {sorted(options)}); it runs one image")
         cfg = model.config
-        images = torch.randn(1, cfg.in_channels, cfg.image_size, cfg.image_size, generator=generator).to(device)
-        return (lambda: model(images)), {"task": self.task, "batch": 1, "image_size": cfg.image_size}
+        images = torch.randn(1, cfg.in_channels, cfg.image_size, cfg.image_size, generator=generator)
+        return images, {"task": self.task, "batch": 1, "image_size": cfg.image_size}
