@@ -50,12 +50,21 @@ def test_cost_report_and_embedding_parts():
         FAMILY.flops_breakdown(arch, config, beam=4)
 
 
-def test_latency_workload_decodes_seq_len_tokens():
+@pytest.mark.parametrize("kind", ["softmax", "cosformer", "mixed"])
+def test_latency_workload_is_one_decoding_step_at_the_length(kind):
     config = tiny_config(context=12)
-    model = LM(uniform_arch("cosformer"), config).eval()
+    arch = mixed_arch() if kind == "mixed" else uniform_arch(kind)
+    model = LM(arch, config).eval()
     fn, protocol = FAMILY.latency_workload(model, torch.Generator().manual_seed(0), "cpu", seq_len=12)
+    assert protocol == {"task": "language-modeling", "batch": 1, "workload": "one decoding step", "decode_position": 11}
+    # It runs exactly the decoding FLOPs of the cost model, and twice the same step: the state is not consumed.
+    assert counted(fn) == sum(FAMILY.decode_flops_breakdown(arch, config, seq_len=12).values())
     with torch.inference_mode():
-        fn()
-    assert protocol == {"task": "language-modeling", "batch": 1, "decode_tokens": 12}
+        first, again = fn()[0], fn()[0]
+    assert torch.equal(first, again)
+    # The step continues the same 11 tokens as the full forward over 12 does.
+    tokens = torch.randint(0, config.vocab_size, (1, 12), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        torch.testing.assert_close(first[:, -1], model(tokens)[:, -1], rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="exceeds the model's context"):
         FAMILY.latency_workload(model, torch.Generator(), "cpu", seq_len=13)
