@@ -11,9 +11,10 @@ Models (`--models`):
 - digits: every row of docs/results/digits/results.json (the searched architectures and the
   hand-designed baselines of the committed digits run; the digits pipeline's baseline presets
   when that file is missing), with the digits pipeline's model config (8x8 images).
-- multi30k: the Multi30k pipeline's baseline presets (transformer_multi30k_softmax / _cosformer),
-  with its model config and a data.vocab_size vocabulary (8,000), on HAT's workload (source
-  length 30, 30 decoder steps on beam 4; see --src-len, --tgt-len, --beam).
+- multi30k: the same from docs/results/multi30k/results.json (else the pipeline's baselines
+  transformer_multi30k_softmax / _cosformer), with its model config and a data.vocab_size
+  vocabulary (8,000), on HAT's workload (source length 30, 30 decoder steps on beam 4; see
+  --src-len, --tgt-len, --beam).
 Weights are random (seeded): latency depends on the shapes, not on the values, so no training
 or data is needed. `--quick` measures two tiny models on short sequences instead (seconds:
 the smoke test's scale).
@@ -53,26 +54,38 @@ RUNTIMES = ("pytorch", "onnxruntime")
 SUITES = ("digits", "multi30k")
 
 
+def committed_rows(preset: str) -> list[dict] | None:
+    """The rows (searched architectures and baselines) of docs/results/<preset>/results.json."""
+    path = REPO / "docs" / "results" / preset / "results.json"
+    return json.loads(path.read_text())["rows"] if path.is_file() else None
+
+
+def suite_models(preset: str, config) -> list[tuple[str, object, object]]:
+    """(name, arch, config) of the committed run's rows; the pipeline's baseline presets when the
+    run is not committed."""
+    rows = committed_rows(preset)
+    if rows is not None:
+        return [(f"{preset}/{r['name']}", arch_from_dict(r["arch"]), config) for r in rows]
+    cfg = load_pipeline_config(preset, ["data.dir=unused"] if preset == "multi30k" else [])
+    return [(f"{preset}/{name}", resolve_arch(name), config) for name in cfg.baselines]
+
+
 def digits_models() -> list[tuple[str, object, object]]:
-    """(name, arch, config) of the committed digits run's rows (searched + baselines)."""
+    """The digits run's rows with the digits pipeline's model config (8x8 images)."""
     from mixnas.pipeline.scoring import build_task
     cfg = load_pipeline_config("digits")
-    config = build_task(cfg).model_config(cfg.model.config)
-    if DIGITS_RESULTS.is_file():
-        rows = json.loads(DIGITS_RESULTS.read_text())["rows"]
-        return [(f"digits/{r['name']}", arch_from_dict(r["arch"]), config) for r in rows]
-    return [(f"digits/{name}", resolve_arch(name), config) for name in cfg.baselines]
+    return suite_models("digits", build_task(cfg).model_config(cfg.model.config))
 
 
 def multi30k_models() -> list[tuple[str, object, object]]:
-    """(name, arch, config) of the Multi30k pipeline's baselines, vocabulary data.vocab_size."""
+    """The Multi30k run's rows with its model config and a data.vocab_size vocabulary (no data read)."""
     from mixnas.families.transformer.config import TransformerConfig
     from mixnas.families.transformer.task.tokenizer import BOS_ID, EOS_ID, PAD_ID
-    cfg = load_pipeline_config("multi30k", ["data.dir=unused"])  # random weights: no data read
+    cfg = load_pipeline_config("multi30k", ["data.dir=unused"])
     vocab = int(cfg.data.get("vocab_size", 8000))
     config = TransformerConfig.from_dict({"src_vocab": vocab, "tgt_vocab": vocab, "pad_id": PAD_ID, "bos_id": BOS_ID,
                                           "eos_id": EOS_ID, **cfg.model.config})
-    return [(f"multi30k/{name}", resolve_arch(name), config) for name in cfg.baselines]
+    return suite_models("multi30k", config)
 
 
 def quick_models() -> list[tuple[str, object, object]]:
