@@ -10,7 +10,8 @@ last one (after checking that those rows are the architectures this config would
 Columns: index, arch (JSON of arch.to_dict()), score (the task's search metric: validation
 accuracy for classification, loss per token for translation), val_<metric> for each metric
 of the scoring call, flops / flops_no_emb and params / params_no_emb (mixnas.cost, with and
-without embeddings and output layer), latency_ms / latency_std_ms (empty when not measured),
+without embeddings and output layer; FLOPs and latency at the pipeline's `cost` options, e.g.
+a sequence length), latency_ms / latency_std_ms (empty when not measured),
 then one feat:<name> column per entry of space.encode(arch).
 
 latency_ms is the collect.latency_* protocol's statistic (collect.latency_stat of
@@ -108,12 +109,14 @@ def _row(index: int, arch, task, space, supernet, model_config,
     row: dict[str, Any] = {"index": index, "arch": json.dumps(arch.to_dict(), sort_keys=True),
                            "score": metrics["score"]}
     row.update({f"val_{m}": metrics[m] for m in family_of(space).val_metrics})
-    row.update(flops=count_flops(arch, model_config), flops_no_emb=count_flops(arch, model_config, include_embeddings=False),
+    cost = cfg.cost_options()
+    row.update(flops=count_flops(arch, model_config, **cost),
+               flops_no_emb=count_flops(arch, model_config, include_embeddings=False, **cost),
                params=count_params(arch, model_config),
                params_no_emb=count_params(arch, model_config, include_embeddings=False),
                latency_ms="", latency_std_ms="")
     if c.latency:
-        result = measure_latency(supernet.extract(arch), **c.latency_options())
+        result = measure_latency(supernet.extract(arch), **c.latency_options(), **cost)
         row.update(latency_ms=result.ms, latency_std_ms=result.ms_std)
         protocol = result.protocol
     row.update({f"feat:{n}": float(v) for n, v in zip(space.feature_names(), space.encode(arch))})

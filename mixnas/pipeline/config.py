@@ -139,19 +139,23 @@ class PredictorSection:
 
 @dataclass
 class ConstraintsSection:
+    """Limits stated at the pipeline's `cost` options (e.g. the sequence length)."""
     latency_ms: float | None = None   # predicted latency (needs collect.latency: true)
     flops: float | None = None        # forward FLOPs of one example, without embeddings
     params: float | None = None       # parameters without embeddings
+    decode_state_bytes: float | None = None  # fp32 decoding state of one sequence (KV caches, linear sums)
 
     def validate(self) -> None:
-        for name in ("latency_ms", "flops", "params"):
+        for name in LIMITS:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ConfigError(f"search.constraints.{name} must be > 0 (or null for no limit), got {value}")
 
     def limits(self) -> dict[str, float]:
-        return {k: v for k, v in (("latency_ms", self.latency_ms), ("flops", self.flops),
-                                  ("params", self.params)) if v is not None}
+        return {k: getattr(self, k) for k in LIMITS if getattr(self, k) is not None}
+
+
+LIMITS = ("latency_ms", "flops", "params", "decode_state_bytes")
 
 
 @dataclass
@@ -201,6 +205,9 @@ class RetrainSection:
     seeds: int = 2                     # every row is retrained with seeds seed, seed+1, ...; mean ± std reported
     workers: int = 1                   # retrainings run at once, each in its own process with `threads` threads
     average_last: int = 1              # evaluate the average of the last K checkpoints (HAT: 10)
+    # Sequence lengths at which every row's latency and decoding-state memory are also reported
+    # (latency_by_length / memory_by_length), e.g. [256, 512, 1024, 2048, 4096]; empty: none.
+    lengths: list[int] = field(default_factory=list)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(max_updates=1000))
 
     def validate(self) -> None:
@@ -241,6 +248,10 @@ class PipelineConfig:
     rank_check: RankCheckSection = field(default_factory=RankCheckSection)
     baselines: list[str] = field(default_factory=list)  # arch presets (a family's configs/archs) or paths
     threads: int | None = None  # torch.set_num_threads for every step; 1 for tiny CPU models
+    # The family's cost options (`mixnas cost --option`) at which FLOPs, the decoding state,
+    # latency and every constraint are stated, e.g. {seq_len: 2048}: a language model's cost per
+    # generated token at a long context. Empty: the family's defaults (Family.cost_options).
+    cost: dict[str, int] = field(default_factory=dict)
 
     def validate(self) -> None:
         from ..families import family_for_task
@@ -265,6 +276,18 @@ class PipelineConfig:
             raise ConfigError("search.pareto_x: latency needs collect.latency: true (or use pareto_x: flops)")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1 (or null for torch's default), got {self.threads}")
+        family = family_for_task(self.task)
+        try:
+            family.options(self.cost)
+        except ValueError as e:
+            raise ConfigError(f"cost: {e}") from None
+        for length in self.retrain.lengths:
+            try:
+                family.options({**self.cost, **family.length_options(length)})
+            except ValueError as e:
+                raise ConfigError(f"retrain.lengths: {e}") from None
+        if self.search.constraints.decode_state_bytes is not None and not hasattr(family, "decode_flops_breakdown"):
+            raise ConfigError(f"search.constraints.decode_state_bytes: {family.name} models do not decode; remove it")
         unsupported = family_for_task(self.task).onnxruntime_error()
         if self.collect.latency and self.collect.latency_runtime == "onnxruntime" and unsupported:
             raise ConfigError(f"collect.latency_runtime: onnxruntime: {unsupported}")
@@ -272,6 +295,11 @@ class PipelineConfig:
     @property
     def supernet_dir(self) -> Path:
         return Path(self.run_dir) / "supernet"
+
+    def cost_options(self) -> dict[str, int]:
+        """`cost` with the family's defaults filled in."""
+        from ..families import family_for_task
+        return family_for_task(self.task).options(self.cost)
 
     def data_config(self):
         from ..experiment import data_config_for  # lazy: experiment imports models and tasks

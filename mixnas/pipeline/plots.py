@@ -65,3 +65,35 @@ def plot_pareto(cfg: PipelineConfig, score_name: str, test_metric: str, rows: li
     fig.savefig(buffer, dpi=110, format="png", metadata={"Software": None})  # no version stamp: same plot, same bytes
     write_if_changed(path, buffer.getvalue())
     plt.close(fig)
+
+
+def plot_by_length(rows: list[dict[str, Any]], path: Path) -> None:
+    """by_length.png: every row's measured latency (left) and decoding-state memory (right)
+    against the sequence length, log-log: a softmax layer's cache grows with the context, a
+    linear layer's state does not. Rows without `latency_by_length` are left out."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in rows if r.get("latency_by_length")]
+    if not rows:
+        return
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
+    for r in rows:
+        style = "-*" if r["kind"] == "searched" else "--s"
+        for ax, key in ((left, "latency_by_length"), (right, "memory_by_length")):
+            series = r.get(key) or {}
+            if series:
+                ax.plot([int(n) for n in series], list(series.values()), style, label=r["name"], ms=5)
+    left.set_ylabel("latency (ms, measured)")
+    right.set_ylabel("decoding state per sequence (bytes, fp32)")
+    for ax in (left, right):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("sequence length / context position")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=110, format="png", metadata={"Software": None})
+    write_if_changed(path, buffer.getvalue())
+    plt.close(fig)

@@ -54,18 +54,18 @@ RESULT_FILE = "rank_check.json"
 
 
 # ---------------------------------------------------------------- stratified sampling
-def arch_profile(arch, model_config, kinds: tuple[str, ...]) -> dict[str, Any]:
-    """FLOPs without embeddings, the fraction of its attention modules of each kind, and the
-    per-layer attention code ('S C R')."""
+def arch_profile(arch, model_config, kinds: tuple[str, ...], cost: dict[str, int] | None = None) -> dict[str, Any]:
+    """FLOPs without embeddings (at the family's `cost` options), the fraction of its attention
+    modules of each kind, and the per-layer attention code ('S C R')."""
     from .search_step import attention_code, layer_kinds
     layers = layer_kinds(arch)
-    return {"flops": count_flops(arch, model_config, include_embeddings=False),
+    return {"flops": count_flops(arch, model_config, include_embeddings=False, **(cost or {})),
             "fractions": {kind: sum(k == kind for k in layers) / len(layers) for kind in kinds},
             "attention": attention_code(arch)}
 
 
-def draw_pool(space, model_config, seed: int, size: int, limits: dict[str, float] | None = None
-              ) -> tuple[list, list[dict[str, Any]], int]:
+def draw_pool(space, model_config, seed: int, size: int, limits: dict[str, float] | None = None,
+              cost: dict[str, int] | None = None) -> tuple[list, list[dict[str, Any]], int]:
     """Up to `size` distinct architectures within `limits` ({"flops": ..., "params": ...},
     analytic, without embeddings) from the stream named by `seed`: (archs, profiles, draws)."""
     limits = limits or {}
@@ -77,7 +77,7 @@ def draw_pool(space, model_config, seed: int, size: int, limits: dict[str, float
         if arch in seen:
             continue
         seen.add(arch)
-        profile = arch_profile(arch, model_config, space.attention_kinds)
+        profile = arch_profile(arch, model_config, space.attention_kinds, cost)
         if "flops" in limits and profile["flops"] > limits["flops"]:
             continue
         if "params" in limits and count_params(arch, model_config, include_embeddings=False) > limits["params"]:
@@ -127,10 +127,11 @@ def select_spread(flops, fractions, k: int) -> list[int]:
 
 
 def stratified_archs(space, model_config, seed: int, k: int, limits: dict[str, float] | None = None,
-                     pool_size: int | None = None) -> tuple[list, list[dict[str, Any]], dict[str, Any]]:
+                     pool_size: int | None = None, cost: dict[str, int] | None = None
+                     ) -> tuple[list, list[dict[str, Any]], dict[str, Any]]:
     """(archs, profiles, pool summary): `k` architectures of a seeded pool of `pool_size`
     (default POOL_PER_ARCH x k), spread over FLOPs and attention kinds, ordered by FLOPs."""
-    pool, profiles, draws = draw_pool(space, model_config, seed, pool_size or POOL_PER_ARCH * k, limits)
+    pool, profiles, draws = draw_pool(space, model_config, seed, pool_size or POOL_PER_ARCH * k, limits, cost)
     if len(pool) < k:
         where = f" within {limits}" if limits else ""
         raise ValueError(f"only {len(pool)} distinct architectures of space {space.name}{where} were found in "
@@ -238,7 +239,7 @@ def rank_check(cfg: PipelineConfig, supernet_path: str | Path, k: int, retrain_u
     constraints = cfg.search.constraints
     limits = {name: value for name, value in (("flops", constraints.flops), ("params", constraints.params))
               if value is not None}
-    archs, profiles, pool = stratified_archs(space, model_config, cfg.seed, k, limits)
+    archs, profiles, pool = stratified_archs(space, model_config, cfg.seed, k, limits, cost=cfg.cost_options())
     out_dir = Path(cfg.run_dir) / "rank_check" / f"u{retrain_updates}"
     limit = cfg.collect.score_limit
     train_settings = without(flatten(to_dict(_retrain_config(cfg, out_dir, retrain_updates))),

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from ..cost.latency import describe_protocol
-from ..families import family_for_task
+from ..families import family_for_task, family_of
 from ..fileio import read_json
 from ..rundir import write_if_changed
 from .config import PipelineConfig
 from .predict import describe, predictors_dir
 from .scoring import kendall_tau
-from .plots import plot_pareto
+from .plots import plot_by_length, plot_pareto
 from .search_step import KIND_LETTERS, attention_code, cosformer_fraction
 from .verdict import mean_std, verdict_lines
 
@@ -48,8 +48,24 @@ def build_rows(cfg: PipelineConfig, searcher, targets: list[tuple[str, Any]],
                      "latency_std_ms": results["latency"]["ms_std"], "latency_protocol": results["latency"]["protocol"],
                      "predicted_score": scores["predicted_score"],
                      "inherited_score": scores["inherited_score"],
-                     "predicted_latency_ms": scores["predicted_latency_ms"]})
+                     "predicted_latency_ms": scores["predicted_latency_ms"],
+                     "decode_state_bytes": searcher.decode_state_bytes(arch),
+                     **by_length(cfg, searcher, arch, results["latency"])})
     return rows
+
+
+def by_length(cfg: PipelineConfig, searcher, arch, latency: dict[str, Any]) -> dict[str, Any]:
+    """latency_by_length (measured) and memory_by_length (decoding-state bytes, analytic) at
+    retrain.lengths, keyed by the length as a string; nothing when no lengths are set."""
+    if not cfg.retrain.lengths:
+        return {}
+    family = family_of(arch)
+    memory = {}
+    if hasattr(family, "decode_flops_breakdown"):
+        for n in cfg.retrain.lengths:
+            options = {**cfg.cost_options(), **family.length_options(n)}
+            memory[str(n)] = 4 * sum(family.decode_state_breakdown(arch, searcher.model_config, **options).values())
+    return {"latency_by_length": latency.get("by_length", {}), "memory_by_length": memory}
 
 
 def write_report(cfg: PipelineConfig, searcher, rows: list[dict[str, Any]], search: dict[str, Any],
@@ -69,7 +85,7 @@ def write_report(cfg: PipelineConfig, searcher, rows: list[dict[str, Any]], sear
         "tau_predicted_vs_retrained": kendall_tau([r["predicted_score"] for r in in_space],
                                                   [r[f"test_{metric}"] for r in in_space]) if len(in_space) > 2 else None,
         "n_in_space": len(in_space),
-        "constraints": search["constraints"], "objective": search["objective"],
+        "constraints": search["constraints"], "cost_options": cfg.cost_options(), "objective": search["objective"],
         "higher_is_better": search["higher_is_better"],
         "search_errors": {k: v["error"] for k, v in search["searches"].items() if "error" in v},
         "rank_check": _rank_check_summary(rank_check),
@@ -83,6 +99,7 @@ def write_report(cfg: PipelineConfig, searcher, rows: list[dict[str, Any]], sear
     write_if_changed(run_dir / "results.json", (json.dumps(results, indent=1, default=str) + "\n").encode())
     write_if_changed(run_dir / "report.md", render_markdown(cfg, results).encode())
     plot_pareto(cfg, searcher.task.score_key()[0], metric, rows, search, run_dir / "pareto.png")
+    plot_by_length(rows, run_dir / "by_length.png")
     return results
 
 
@@ -111,9 +128,10 @@ def render_markdown(cfg: PipelineConfig, results: dict[str, Any]) -> str:
                      f"{fmt(r['predicted_score'], '.4g')} | {fmt(r['inherited_score'], '.4g')} |")
     lines += ["", f"Attention per layer: {legend}; for a Transformer `enc ... | dec self:cross ...`. "
               "Params and FLOPs exclude embeddings and the output layer (HAT's convention; ViT: without patch "
-              f"embedding and classifier), FLOPs for one example. Latency (measured on each row's first-seed "
+              f"embedding and classifier), FLOPs for one example{_at(results['cost_options'])}. Latency (measured on each row's first-seed "
               f"model): {results['latency_protocol']} (± the std of the kept runs). Predicted and inherited "
               "scores are validation scores (the search's fitness); '-' for a baseline outside the space.", ""]
+    lines += _by_length_lines(rows)
     for name, error in results["search_errors"].items():
         lines.append(f"Search {name} found nothing: {error}")
     tau = results["tau_predicted_vs_retrained"]
@@ -142,9 +160,30 @@ def render_markdown(cfg: PipelineConfig, results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _at(options: dict[str, int]) -> str:
+    return " at " + ", ".join(f"{k} {v}" for k, v in options.items()) if options else ""
+
+
+def _by_length_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """A table of latency and decoding memory per row at retrain.lengths (by_length.png)."""
+    lengths = next((list(r["latency_by_length"]) for r in rows if r.get("latency_by_length")), [])
+    if not lengths:
+        return []
+    lines = ["## Latency and decoding memory by length", "",
+             "| name | " + " | ".join(f"ms @{n}" for n in lengths) + " | " + " | ".join(f"MB @{n}" for n in lengths) + " |",
+             "|---|" + "---|" * (2 * len(lengths))]
+    for r in rows:
+        ms = [f"{r['latency_by_length'].get(n, float('nan')):.3f}" for n in lengths]
+        mb = [f"{r['memory_by_length'][n] / 1e6:.3f}" if n in r.get("memory_by_length", {}) else "-" for n in lengths]
+        lines.append(f"| {r['name']} | " + " | ".join(ms) + " | " + " | ".join(mb) + " |")
+    return lines + ["", "Latency measured as above at each length (a language model: one decoding step at that "
+                        "context position); memory: the fp32 decoding state of one sequence (by_length.png).", ""]
+
+
 def _constraints_text(limits: dict[str, float]) -> str:
     units = {"latency_ms": "predicted latency <= {:g} ms", "flops": "FLOPs (no embeddings) <= {:,.0f}",
-             "params": "params (no embeddings) <= {:,.0f}"}
+             "params": "params (no embeddings) <= {:,.0f}",
+             "decode_state_bytes": "decoding state <= {:,.0f} bytes"}
     return "; ".join(units[k].format(v) for k, v in limits.items()) or "none"
 
 

@@ -134,19 +134,27 @@ def _train_job(cfg_dict: dict[str, Any], name: str, arch_dict: dict[str, Any], s
 
 
 def measured_latency(cfg: PipelineConfig, directory: Path) -> dict[str, Any]:
-    """Latency of the exported model (batch 1, collect.latency_* protocol), cached in latency.json
-    with its protocol; a cache measured with another protocol (or none recorded) is measured again.
+    """Latency of the exported model (batch 1, collect.latency_* protocol, at the pipeline's
+    `cost` options), and at each of retrain.lengths, cached in latency.json with its protocol;
+    a cache measured with another protocol, cost options or lengths is measured again.
 
     {"ms": the protocol's statistic (collect.latency_stat on collect.latency_clock), "ms_mean" /
-    "ms_std": HAT's trimmed mean and std on the same clock, "runs": count, "protocol": how}."""
+    "ms_std": HAT's trimmed mean and std on the same clock, "runs": count, "protocol": how,
+    "cost": the cost options, "by_length": {str(length): ms}}."""
     cached = directory / LATENCY_FILE
-    options = cfg.collect.latency_options()
+    options, cost = cfg.collect.latency_options(), cfg.cost_options()
+    lengths = [str(n) for n in cfg.retrain.lengths]
     if cached.is_file():
         latency = read_json(cached, "measured latency")
-        if isinstance(latency, dict) and not protocol_differences(latency.get("protocol"), **options):
+        if (isinstance(latency, dict) and not protocol_differences(latency.get("protocol"), **options)
+                and latency.get("cost", cost) == cost and list(latency.get("by_length", {})) == lengths):
             return latency
-    result = measure_latency(load_model(directory / "model"), **options)
+    model = load_model(directory / "model")
+    result = measure_latency(model, **options, **cost)
+    family = family_of(model)
+    by_length = {str(n): measure_latency(model, **options, **{**cost, **family.length_options(n)}).ms
+                 for n in cfg.retrain.lengths}
     latency = {"ms": result.ms, "ms_mean": result.ms_mean, "ms_std": result.ms_std, "runs": len(result.runs),
-               "protocol": result.protocol}
+               "protocol": result.protocol, "cost": cost, "by_length": by_length}
     write_json(cached, latency)
     return latency

@@ -5,7 +5,8 @@ optional NSGA-II front. Every search is a searcher of the registry (mixnas.searc
 The fitness is the predicted score (the fitted performance predictor) or the inherited score
 (the supernet's weights on collect.score_limit validation examples), per `search.objective`.
 Constraints: predicted latency (latency predictor), FLOPs and params (analytic, without
-embeddings, as HAT reports them). The restricted searches use the same YAML space with the
+embeddings, as HAT reports them), the decoding state's bytes (analytic); FLOPs, latency and
+state at the pipeline's `cost` options (e.g. a language model's seq_len). The restricted searches use the same YAML space with the
 attention-kind lists narrowed to one kind; they are sampled and mutated in the sub-space but
 featurised with the full space, the encoding the predictors were fitted on. Their result is
 the paper's comparison: the best all-softmax, all-cosFormer and mixed architectures under the
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..cost import count_flops, count_params
+from ..families import family_of
 from ..fileio import read_json, write_json
 from ..search import CallableObjective, Constraint, NSGA2Config, PredictorObjective, build_searcher, feasible_mask
 from ..space import SearchSpace
@@ -114,7 +116,14 @@ class Searcher:
 
     # costs, analytic without embeddings (HAT's convention), and predicted latency
     def flops(self, arch) -> int:
-        return count_flops(arch, self.model_config, include_embeddings=False)
+        return count_flops(arch, self.model_config, include_embeddings=False, **self.cfg.cost_options())
+
+    def decode_state_bytes(self, arch) -> int | None:
+        """fp32 bytes of one sequence's decoding state at the cost options; None: no decoding."""
+        family = family_of(arch)
+        if not hasattr(family, "decode_flops_breakdown"):
+            return None
+        return 4 * sum(family.decode_state_breakdown(arch, self.model_config, **self.cfg.cost_options()).values())
 
     def params(self, arch) -> int:
         return count_params(arch, self.model_config, include_embeddings=False)
@@ -144,6 +153,9 @@ class Searcher:
             out.append(Constraint.from_callable("flops", limits.flops, self.flops))
         if limits.params is not None:
             out.append(Constraint.from_callable("params", limits.params, self.params))
+        if limits.decode_state_bytes is not None:
+            out.append(Constraint.from_callable("decode_state_bytes", limits.decode_state_bytes,
+                                                self.decode_state_bytes))
         return out
 
     def describe(self, arch) -> dict[str, Any]:
@@ -152,7 +164,8 @@ class Searcher:
                  "cosformer_fraction": cosformer_fraction(arch),
                  "predicted_score": float(self.predicted_score()([arch])[0]),
                  "inherited_score": self.inherited_score(arch) if self.supernet is not None else None,
-                 "flops": self.flops(arch), "params": self.params(arch), "predicted_latency_ms": None}
+                 "flops": self.flops(arch), "params": self.params(arch),
+                 "decode_state_bytes": self.decode_state_bytes(arch), "predicted_latency_ms": None}
         if self.latency_predictor is not None:
             entry["predicted_latency_ms"] = float(self.predicted_latency()([arch])[0])
         return entry

@@ -35,7 +35,9 @@ def step_values(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:
                         "code": code_version()})
     supernet = without(supernet, "save_dir", *TRAIN_NON_RESULT)
     # num_archs may grow or shrink: the CSV keeps the rows of the seed's stream (collect checks them).
-    collect = {"after": digest(supernet), **without(flatten({"collect": d["collect"]}), "num_archs", "chunk")}
+    # FLOPs and latency are collected at the cost options (e.g. a sequence length).
+    cost = flatten({"cost": d["cost"]})
+    collect = {"after": digest(supernet), **without(flatten({"collect": d["collect"]}), "num_archs", "chunk"), **cost}
     fit = {"after": digest(collect), **flatten({"collect.num_archs": cfg.collect.num_archs,
                                                  "predictor": d["predictor"]})}
     search = {"after": digest(fit), **flatten({"search": d["search"], "retrain.top_k": cfg.retrain.top_k})}
@@ -43,7 +45,7 @@ def step_values(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:
     # like collect does; it depends on the supernet, not on the search.
     rank_check = {"after": digest(supernet), **without(flatten({"rank_check": d["rank_check"]}), "enabled"),
                   "collect.score_limit": cfg.collect.score_limit,  # the sample lies within the search limits
-                  **flatten({"search.constraints": d["search"]["constraints"]})}
+                  **flatten({"search.constraints": d["search"]["constraints"]}), **cost}
     return {"train-supernet": supernet, "collect": collect, "fit-predictor": fit, "search": search,
             "rank-check": rank_check}
 

@@ -42,6 +42,9 @@ def test_translation_presets_need_data_dir():
     ("search.nsga2.population=3", "search.nsga2.population must be >= 4"),
     ("search.nsga2=true", "search.nsga2: expected a mapping"),  # the old flat keys are refused by name
     ("search.nsga2_population=12", "unknown key 'nsga2_population'"),
+    ("cost.seq_len=64", "cost: vit models take no cost option 'seq_len'"),  # the micro preset is a ViT's
+    ("retrain.lengths=[64]", "retrain.lengths: vit models have no sequence length to vary"),
+    ("search.constraints.decode_state_bytes=1000", "vit models do not decode"),
 ])
 def test_bad_settings_are_one_line_errors(override, message):
     with pytest.raises(ValueError, match=message):
