@@ -108,7 +108,7 @@ def build_task(exp: Experiment):
 def build_experiment_model(exp: Experiment, task, arch: Arch | None = None):
     """The model of `exp` (or of `arch`), initialised from the experiment's seed."""
     arch = arch or resolve_arch(exp.model.arch)
-    if family_of(arch) is not exp.family:
+    if family_of(arch).name != exp.family.name:  # the task's family, or the base of a task variant
         raise ConfigError(f"model.arch is a {type(arch).__name__} ({family_of(arch).task}) but the task is {exp.task}")
     torch.manual_seed(exp.train.seed)
     return build_model(arch, task.model_config(exp.model.config))

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..dataconf import load_yaml
 from ..fileio import atomic_torch_save, atomic_write, read_json, safe_torch_load, write_json
-from ..families import family_of
+from ..families import families, family_for_task, family_of
 from ..space.arch import arch_from_dict
 
 
@@ -59,12 +59,19 @@ def save_model(model: nn.Module, directory: str | Path, task: Any = None,
         family = family_of(model)
         if task is not None:
             kind = getattr(task, "kind", family.task)
-            if kind != family.task:
-                raise ValueError(f"save_model: a {family.name} model goes with a {family.task} task, "
+            tasks = _tasks_of(family)
+            if kind not in tasks:
+                raise ValueError(f"save_model: a {family.name} model goes with a {' or '.join(tasks)} task, "
                                  f"not a {kind} task")
+            family = family_for_task(kind)
             family.save_assets(task, d)
         write_json(d / METADATA_FILE, {**default_metadata(family), **(metadata or {})})
     return d
+
+
+def _tasks_of(family) -> list[str]:
+    """The tasks a family's models are trained on: its own and its task variants'."""
+    return [f.task for f in families() if f.name == family.name]
 
 
 def default_metadata(family) -> dict[str, Any]:
@@ -142,6 +149,9 @@ def load_inference(directory: str | Path, device: str | torch.device = "cpu", ta
     d = model_directory(directory)
     model = load_model(d)
     family = family_of(model)
+    saved_task = (read_metadata(d) or {}).get("task")
+    if saved_task != family.task and saved_task in _tasks_of(family):
+        family = family_for_task(saved_task)  # a task variant's model (e.g. mqar)
     if task is not None and family.task != task:
         raise ValueError(f"{directory} holds a {family.name} model (task {family.task}), not a {task} model")
     model.to(device).eval()

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cost import count_flops, count_params, measure_latency, protocol_differences
-from ..families import family_of
+from ..families import family_for_task
 from ..fileio import atomic_write_text, read_json, write_json
 from ..space import arch_from_dict
 from .config import PipelineConfig
@@ -37,9 +37,9 @@ from .scoring import fixed_archs, load_supernet, score
 COST_COLUMNS = ("flops", "flops_no_emb", "params", "params_no_emb", "latency_ms", "latency_std_ms")
 
 
-def collect_columns(space) -> list[str]:
-    """The CSV header: the space's family's validation metrics, costs, then the arch features."""
-    metrics = family_of(space).val_metrics
+def collect_columns(space, task: str) -> list[str]:
+    """The CSV header: the task's validation metrics, costs, then the arch features."""
+    metrics = family_for_task(task).val_metrics
     return (["index", "arch", "score"] + [f"val_{m}" for m in metrics] + list(COST_COLUMNS)
             + [f"feat:{name}" for name in space.feature_names()])
 
@@ -54,7 +54,7 @@ def collect(cfg: PipelineConfig, supernet_path: str | Path, out_csv: str | Path,
         raise ValueError(f"the number of architectures must be >= 1, got {total}")
     task, space, supernet = load_supernet(cfg, supernet_path)
     model_config = task.model_config(cfg.model.config)
-    columns = collect_columns(space)
+    columns = collect_columns(space, cfg.task)
     archs = fixed_archs(space, cfg.seed, total, "collect")
     out = Path(out_csv)
     rows = read_rows(out, columns) if out.exists() else []
@@ -108,7 +108,7 @@ def _row(index: int, arch, task, space, supernet, model_config,
     metrics = score(task, supernet, c.score_limit)
     row: dict[str, Any] = {"index": index, "arch": json.dumps(arch.to_dict(), sort_keys=True),
                            "score": metrics["score"]}
-    row.update({f"val_{m}": metrics[m] for m in family_of(space).val_metrics})
+    row.update({f"val_{m}": metrics[m] for m in family_for_task(cfg.task).val_metrics})
     cost = cfg.cost_options()
     row.update(flops=count_flops(arch, model_config, **cost),
                flops_no_emb=count_flops(arch, model_config, include_embeddings=False, **cost),

@@ -188,12 +188,18 @@ class SearchSection:
     objective: Literal["predicted", "inherited"] = "predicted"  # score predictor or supernet weights
     evolution: EvolutionConfig = field(default_factory=EvolutionConfig)  # HAT / RankNAS defaults; seed from `seed`
     constraints: ConstraintsSection = field(default_factory=ConstraintsSection)
-    restricted: bool = True            # also search all-softmax and all-cosFormer sub-spaces
+    restricted: bool = True            # also search the single-kind sub-spaces of restricted_kinds
+    restricted_kinds: list[str] = field(default_factory=lambda: ["softmax", "cosformer"])  # the paper's; those the space offers
     random: RandomSearchSection = field(default_factory=RandomSearchSection)
     nsga2: NSGA2Section = field(default_factory=NSGA2Section)
     pareto_x: Literal["flops", "latency"] = "flops"
 
     def validate(self) -> None:
+        from ..attention import kinds
+        unknown = [k for k in self.restricted_kinds if k not in kinds()]
+        if unknown:
+            raise ConfigError(f"search.restricted_kinds: {unknown[0]!r} is not a registered attention kind "
+                              f"({', '.join(kinds())})")
         if self.evolution.seed != EvolutionConfig().seed:
             raise ConfigError("search.evolution.seed is derived from seed; set seed instead")
 

@@ -59,7 +59,8 @@ def plot_pareto(cfg: PipelineConfig, score_name: str, test_metric: str, rows: li
             ax.axvline(limit, color="red", ls="--", lw=1, label=f"constraint {limit:g}")
         ax.set_xlabel(x_label)
         ax.margins(x=0.15)
-        ax.legend(loc="lower right", fontsize=8)
+        if ax.get_legend_handles_labels()[0]:  # no constraint on this axis: nothing labelled on the right
+            ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, dpi=110, format="png", metadata={"Software": None})  # no version stamp: same plot, same bytes

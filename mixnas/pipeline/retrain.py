@@ -17,7 +17,7 @@ from typing import Any
 
 from ..cost import measure_latency, protocol_differences
 from ..experiment import EvalSection, Experiment, resolve_arch
-from ..families import family_of
+from ..families import family_for_task, family_of
 from ..experiment import ModelSection as ExperimentModel
 from ..fileio import read_json, write_json
 from ..models import load_model
@@ -49,7 +49,7 @@ def baseline_archs(cfg: PipelineConfig) -> list[tuple[str, Any]]:
     out = []
     for item in cfg.baselines:
         arch = resolve_arch(item)
-        if family_of(arch).task != cfg.task:
+        if family_of(arch).name != family_for_task(cfg.task).name:  # the task's models (a variant's base's)
             raise ValueError(f"baseline {item!r} is a {family_of(arch).task} architecture but the task is {cfg.task}")
         out.append((f"baseline-{Path(item).stem}", arch))
     return out

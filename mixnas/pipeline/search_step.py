@@ -1,13 +1,14 @@
 """The search step (pipeline step 5): constrained evolution on the whole space and on its
-all-softmax and all-cosFormer sub-spaces, a random-search control on the whole space, plus an
+single-kind sub-spaces (search.restricted_kinds: all-softmax and all-cosFormer, the paper's;
+all-linear for a softmax/linear hybrid space), a random-search control on the whole space, plus an
 optional NSGA-II front. Every search is a searcher of the registry (mixnas.search.build_searcher).
 
 The fitness is the predicted score (the fitted performance predictor) or the inherited score
 (the supernet's weights on collect.score_limit validation examples), per `search.objective`.
 Constraints: predicted latency (latency predictor), FLOPs and params (analytic, without
 embeddings, as HAT reports them), the decoding state's bytes (analytic); FLOPs, latency and
-state at the pipeline's `cost` options (e.g. a language model's seq_len). The restricted searches use the same YAML space with the
-attention-kind lists narrowed to one kind; they are sampled and mutated in the sub-space but
+state at the pipeline's `cost` options (e.g. a language model's seq_len). The restricted
+searches use the same YAML space with the attention-kind lists narrowed to one kind; they are sampled and mutated in the sub-space but
 featurised with the full space, the encoding the predictors were fitted on. Their result is
 the paper's comparison: the best all-softmax, all-cosFormer and mixed architectures under the
 same constraints.
@@ -45,7 +46,6 @@ from .predict import load_fitted
 from .scoring import build_task, higher_is_better, load_space, load_supernet, score
 
 KIND_LETTERS = {"softmax": "S", "cosformer": "C", "relative": "R", "linear": "L"}
-RESTRICTED = ("softmax", "cosformer")  # the paper's single-kind baselines
 MIXED = "mixed"
 RANDOM = "random"  # the random-search control on the mixed space
 NSGA2 = "nsga2"
@@ -194,7 +194,8 @@ def run_search(cfg: PipelineConfig, resume: bool = False,
     Raises ValueError (one line) when the mixed search's constraints are infeasible."""
     s = cfg.search
     out = search_dir(cfg)
-    states = {name: out / f"{name}.state.json" for name in (MIXED, *(f"all-{k}" for k in RESTRICTED), RANDOM, NSGA2)}
+    states = {name: out / f"{name}.state.json"
+              for name in (MIXED, *(f"all-{k}" for k in s.restricted_kinds), RANDOM, NSGA2)}
     if not resume and any(p.exists() for p in states.values()):
         raise ValueError(f"search state already exists in {out}; pass --resume to continue it, or delete {out}")
     searcher = Searcher(cfg, need_supernet=True)
@@ -203,7 +204,7 @@ def run_search(cfg: PipelineConfig, resume: bool = False,
     spaces = {MIXED: searcher.space}
     if s.restricted:
         spaces.update({f"all-{k}": restricted_space(searcher.space, k)
-                       for k in RESTRICTED if k in searcher.space.attention_kinds})
+                       for k in s.restricted_kinds if k in searcher.space.attention_kinds})
     out.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"objective": searcher.objective().name, "higher_is_better": searcher.higher_is_better,
                               "constraints": cfg.search.constraints.limits(), "settings": _settings(cfg),

@@ -16,7 +16,7 @@ def test_columns_and_values_match_independent_computation(trained_micro, tmp_pat
     assert collect(cfg, supernet_dir, out, num_archs=3) == {"rows": 3, "new_rows": 3, "path": str(out)}
     task, space, supernet = load_supernet(cfg, supernet_dir)
     rows = load_collected(out)
-    assert list(rows[0]) == collect_columns(space)
+    assert list(rows[0]) == collect_columns(space, cfg.task)
     model_config = task.model_config(cfg.model.config)
     for i, row in enumerate(rows):
         arch = row["arch"]
@@ -55,7 +55,7 @@ def test_rows_of_another_seed_are_refused(trained_micro, tmp_path):
         collect(other, supernet_dir, out, num_archs=3)
     out.write_text("index,arch\n")
     with pytest.raises(ValueError, match="has columns"):
-        read_rows(out, collect_columns(load_supernet(cfg, supernet_dir)[1]))
+        read_rows(out, collect_columns(load_supernet(cfg, supernet_dir)[1], cfg.task))
 
 
 def test_latency_is_measured_when_asked(trained_micro, tmp_path):

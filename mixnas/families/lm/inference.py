@@ -16,7 +16,7 @@ class TextGenerator:
 
     def __init__(self, model, directory: str | Path | None = None) -> None:
         config = getattr(model, "config", None)
-        if not hasattr(model, "generate") or not hasattr(config, "vocab"):
+        if not hasattr(model, "generate") or not getattr(config, "vocab", ""):
             raise ValueError(f"{directory or 'the model'} holds a {type(model).__name__}, "
                              f"not a character language model")
         self.model, self.directory, self.vocab = model, directory, config.vocab

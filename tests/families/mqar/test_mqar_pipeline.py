@@ -1,0 +1,28 @@
+"""`mixnas run --preset micro-mqar`: the whole pipeline on a task variant (MQAR on the LM
+family's models), with a hybrid softmax/linear space, costs stated at the context length and
+latency / memory reported by length."""
+import json
+
+from mixnas.cli import main as mixnas_main
+
+
+def test_micro_mqar_pipeline_end_to_end(tmp_path):
+    run_dir = tmp_path / "micro-mqar"
+    assert mixnas_main(["run", "--preset", "micro-mqar", f"run_dir={run_dir}"]) == 0
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["task"] == "mqar" and results["test_metric"] == "accuracy" and results["test_higher_is_better"]
+    rows = {r["name"]: r for r in results["rows"]}
+    # The single-kind searches of this space are softmax and linear (no cosFormer in it).
+    assert {"searched-mixed", "searched-all-softmax", "searched-all-linear", "searched-random",
+            "baseline-mqar_softmax_2l", "baseline-mqar_linear_2l"} <= set(rows)
+    for r in rows.values():
+        assert 0.0 <= r["test_accuracy"] <= 1.0 and len(r["test_scores"]) == 2
+        assert list(r["latency_by_length"]) == ["4", "8", "16"] and list(r["memory_by_length"]) == ["4", "8", "16"]
+        if r["kind"] == "searched":
+            assert r["decode_state_bytes"] <= 1500
+    linear = rows["baseline-mqar_linear_2l"]["memory_by_length"]
+    softmax = rows["baseline-mqar_softmax_2l"]["memory_by_length"]
+    assert len(set(linear.values())) == 1 and softmax["16"] == 4 * softmax["4"]
+    collected = (run_dir / "collect.csv").read_text().splitlines()[0].split(",")
+    assert "val_accuracy" in collected and "val_bpc" not in collected  # the variant's metrics, not the LM's
+    assert results["rank_check"]["n"] == 3
