@@ -137,6 +137,16 @@ class Family:
         --lengths`). Default: the family has no variable length (a one-line ValueError)."""
         raise ValueError(f"{self.name} models have no sequence length to vary")
 
+    def length_of(self, options: dict[str, int]) -> int:
+        """The sequence length that cost `options` put a model at (`length_options` read
+        backwards); a one-line ValueError when its length options disagree (src_len != tgt_len)."""
+        o = self.options(options)
+        values = {o[key] for key in self.length_options(1)}
+        if len(values) != 1:
+            raise ValueError(f"cost options {o} set no single sequence length ({', '.join(self.length_options(1))} "
+                             f"differ); set them equal")
+        return values.pop()
+
     def latency_workload(self, model: Any, generator: Any, device: Any,
                          **options: int) -> tuple[Callable[[], Any], dict[str, Any]]:
         """(function running one measured inference at batch 1, its protocol description)."""

@@ -14,6 +14,9 @@ without embeddings and output layer; FLOPs and latency at the pipeline's `cost` 
 a sequence length), latency_ms / latency_std_ms (empty when not measured),
 then one feat:<name> column per entry of space.encode(arch).
 
+latency_ms@L (one column per collect.latency_lengths entry): the latency at sequence length L
+(the family's `length_options`), for the latency predictor's length feature.
+
 latency_ms is the collect.latency_* protocol's statistic (collect.latency_stat of
 collect.latency_runs runs on collect.latency_clock, in collect.latency_runtime: PyTorch or the
 model's ONNX export in ONNX Runtime), latency_std_ms the spread of the trimmed runs. The protocol (LatencyResult.protocol) is written beside the CSV, in <stem>.latency.json
@@ -37,11 +40,17 @@ from .scoring import fixed_archs, load_supernet, score
 COST_COLUMNS = ("flops", "flops_no_emb", "params", "params_no_emb", "latency_ms", "latency_std_ms")
 
 
-def collect_columns(space, task: str) -> list[str]:
-    """The CSV header: the task's validation metrics, costs, then the arch features."""
+def collect_columns(space, task: str, lengths: list[int] | tuple[int, ...] = ()) -> list[str]:
+    """The CSV header: the task's validation metrics, costs (with the latency at each of
+    collect.latency_lengths), then the arch features."""
     metrics = family_for_task(task).val_metrics
     return (["index", "arch", "score"] + [f"val_{m}" for m in metrics] + list(COST_COLUMNS)
-            + [f"feat:{name}" for name in space.feature_names()])
+            + [length_column(n) for n in lengths] + [f"feat:{name}" for name in space.feature_names()])
+
+
+def length_column(length: int) -> str:
+    """The CSV column of the latency measured at sequence length `length`."""
+    return f"latency_ms@{length}"
 
 
 def collect(cfg: PipelineConfig, supernet_path: str | Path, out_csv: str | Path,
@@ -54,7 +63,7 @@ def collect(cfg: PipelineConfig, supernet_path: str | Path, out_csv: str | Path,
         raise ValueError(f"the number of architectures must be >= 1, got {total}")
     task, space, supernet = load_supernet(cfg, supernet_path)
     model_config = task.model_config(cfg.model.config)
-    columns = collect_columns(space, cfg.task)
+    columns = collect_columns(space, cfg.task, c.latency_lengths)
     archs = fixed_archs(space, cfg.seed, total, "collect")
     out = Path(out_csv)
     rows = read_rows(out, columns) if out.exists() else []
@@ -116,9 +125,14 @@ def _row(index: int, arch, task, space, supernet, model_config,
                params_no_emb=count_params(arch, model_config, include_embeddings=False),
                latency_ms="", latency_std_ms="")
     if c.latency:
-        result = measure_latency(supernet.extract(arch), **c.latency_options(), **cost)
+        model = supernet.extract(arch)
+        result = measure_latency(model, **c.latency_options(), **cost)
         row.update(latency_ms=result.ms, latency_std_ms=result.ms_std)
         protocol = result.protocol
+        family = family_for_task(cfg.task)
+        for n in c.latency_lengths:
+            row[length_column(n)] = measure_latency(model, **c.latency_options(),
+                                                    **{**cost, **family.length_options(n)}).ms
     row.update({f"feat:{n}": float(v) for n, v in zip(space.feature_names(), space.encode(arch))})
     return row, protocol
 

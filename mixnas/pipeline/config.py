@@ -76,6 +76,10 @@ class CollectSection:
     # pytorch: the extracted model's modules; onnxruntime: its ONNX export in ONNX Runtime on the
     # CPU (the deployment runtime; latency_threads intra-op threads). See mixnas/cost/onnxruntime.py.
     latency_runtime: Literal["pytorch", "onnxruntime"] = "pytorch"
+    # Sequence lengths at which each architecture's latency is also measured (latency_ms@L
+    # columns); the latency predictor then takes the length as a feature, is validated on
+    # held-out lengths, and predicts the latency at the pipeline's cost length. Empty: none.
+    latency_lengths: list[int] = field(default_factory=list)
     chunk: int = 20                     # rows per atomic CSV write (a kill loses at most one chunk)
 
     def validate(self) -> None:
@@ -85,6 +89,11 @@ class CollectSection:
             raise ConfigError("collect.latency_runs and collect.chunk must be >= 1, collect.latency_warmup >= 0")
         if self.latency_threads is not None and self.latency_threads < 1:
             raise ConfigError(f"collect.latency_threads must be >= 1 (or null), got {self.latency_threads}")
+        if len(set(self.latency_lengths)) != len(self.latency_lengths) or len(self.latency_lengths) == 1:
+            raise ConfigError(f"collect.latency_lengths must be two or more distinct lengths (or empty), "
+                              f"got {self.latency_lengths}")
+        if self.latency_lengths and not self.latency:
+            raise ConfigError("collect.latency_lengths needs collect.latency: true")
         if self.latency and self.latency_runtime == "onnxruntime" and self.latency_device.split(":")[0] != "cpu":
             raise ConfigError(f"collect.latency_runtime: onnxruntime runs on the CPU (CPUExecutionProvider), not on "
                               f"latency_device: {self.latency_device}; set collect.latency_device: cpu or "
@@ -287,11 +296,11 @@ class PipelineConfig:
             family.options(self.cost)
         except ValueError as e:
             raise ConfigError(f"cost: {e}") from None
-        for length in self.retrain.lengths:
+        for length in [*self.collect.latency_lengths, *self.retrain.lengths]:
             try:
                 family.options({**self.cost, **family.length_options(length)})
             except ValueError as e:
-                raise ConfigError(f"retrain.lengths: {e}") from None
+                raise ConfigError(f"collect.latency_lengths / retrain.lengths: {e}") from None
         if self.search.constraints.decode_state_bytes is not None and not hasattr(family, "decode_flops_breakdown"):
             raise ConfigError(f"search.constraints.decode_state_bytes: {family.name} models do not decode; remove it")
         unsupported = family_for_task(self.task).onnxruntime_error()

@@ -8,7 +8,9 @@ RankNAS's settings by default) fits the inherited score; the latency predictor
 (`predictor.latency`, HAT's MLP by default) fits log(latency_ms), so relative errors count
 equally. Each is fitted on a seeded split (`predictor.test_fraction` held out) and saved to
 `run_dir/predictors/{score,latency}/` with `metrics.json` (held-out Kendall tau, RMSE, MAPE).
-The latency predictor is skipped when the collection measured no latency. Each kind's
+The latency predictor is skipped when the collection measured no latency. With
+collect.latency_lengths it takes log2(length) as a feature (`fit_by_length`) and reports its
+held-out error per length, also for each length left out of its training. Each kind's
 hyper-parameters come from `predictor.score_options` / `predictor.latency_options` (empty: its
 defaults).
 """
@@ -19,7 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from ..predictors import build_predictor, fit_predictor, load_predictor
+from ..fileio import write_json
+from ..predictors import (build_predictor, context_names, fit_predictor, held_out_split, load_predictor,
+                          regression_metrics)
+from ..predictors.base import METRICS_FILE
 from .collect import load_collected
 from .config import PipelineConfig
 
@@ -58,11 +63,59 @@ def fit_predictors(cfg: PipelineConfig, csv_path: str | Path | None = None) -> d
                                                       seed=seed, directory=out / "score"),
                                "latency": None}
     latencies = [r["latency_ms"] for r in rows]
-    if all(v is not None for v in latencies):
+    lengths = cfg.collect.latency_lengths
+    if lengths:
+        results["latency"] = fit_by_length(lambda: _build(cfg, "latency", [*names, *context_names(
+            {LENGTH_FEATURE: 0})]), X, rows, lengths, fraction, seed, out / "latency")
+    elif all(v is not None for v in latencies):
         latency = _build(cfg, "latency", names)
         results["latency"] = fit_predictor(latency, X, latencies, test_fraction=fraction, seed=seed,
                                            directory=out / "latency")
     return results
+
+
+LENGTH_FEATURE = "log2_length"  # the latency predictor's context feature: log2 of the sequence length
+
+
+def length_table(X: np.ndarray, rows: list[dict[str, Any]], archs: np.ndarray, lengths) -> tuple[np.ndarray, np.ndarray]:
+    """(features + log2 length, latency) of architectures `archs` at every length of `lengths`."""
+    from .collect import length_column
+    blocks = [np.hstack([X[archs], np.full((len(archs), 1), np.log2(n))]) for n in lengths]
+    y = [rows[i][length_column(n)] for n in lengths for i in archs]
+    if any(v is None for v in y):
+        raise ValueError("the collected table lacks latencies at some lengths; run `mixnas collect` again")
+    return np.vstack(blocks), np.asarray(y, dtype=np.float64)
+
+
+def fit_by_length(build, X: np.ndarray, rows: list[dict[str, Any]], lengths: list[int], fraction: float,
+                  seed: int, directory: Path) -> dict[str, Any]:
+    """The latency predictor with the length as a feature, fitted on the train architectures at
+    every length and saved. Held out by architecture: its quality overall and per length
+    ("by_length"); held out by length: for each length a predictor fitted on the train
+    architectures at the OTHER lengths, scored on the held-out architectures at that length
+    ("held_out_length"; the shortest and longest are extrapolations)."""
+    train, test = held_out_split(len(rows), fraction, seed)
+    predictor = build()
+    predictor.fit(*length_table(X, rows, train, lengths))
+    held_X, held_y = length_table(X, rows, test, lengths)
+    by_length = {str(n): regression_metrics(*_scored(predictor, X, rows, test, [n])) for n in lengths}
+    held_out_length = {}
+    for n in lengths:
+        other = build().fit(*length_table(X, rows, train, [m for m in lengths if m != n]))
+        held_out_length[str(n)] = regression_metrics(*_scored(other, X, rows, test, [n]))
+    metrics = {"kind": predictor.kind, "split_seed": seed, "test_fraction": fraction, "lengths": list(lengths),
+               "n_train": int(len(train)), "n_test": int(len(test)),
+               "held_out": regression_metrics(held_y, predictor.predict(held_X)),
+               "train": regression_metrics(*_scored(predictor, X, rows, train, lengths)),
+               "by_length": by_length, "held_out_length": held_out_length}
+    predictor.save(directory)
+    write_json(Path(directory) / METRICS_FILE, metrics)
+    return metrics
+
+
+def _scored(predictor, X, rows, archs, lengths) -> tuple[np.ndarray, np.ndarray]:
+    features, y = length_table(X, rows, archs, lengths)
+    return y, predictor.predict(features)
 
 
 def _build(cfg: PipelineConfig, which: str, names: list[str]):
@@ -85,5 +138,11 @@ def describe(name: str, metrics: dict[str, Any] | None) -> str:
         return f"{name} predictor: not fitted (no measured latency)"
     h = metrics["held_out"]
     fmt = lambda v, spec: "n/a" if v is None else format(v, spec)  # noqa: E731
-    return (f"{name} predictor ({metrics['kind']}): Kendall tau {fmt(h['kendall_tau'], '.3f')}, "
+    line = (f"{name} predictor ({metrics['kind']}): Kendall tau {fmt(h['kendall_tau'], '.3f')}, "
             f"RMSE {fmt(h['rmse'], '.4g')}, MAPE {fmt(h['mape'], '.2f')}% on {h['n']} held-out architectures")
+    if metrics.get("lengths"):  # the length is a feature: its quality at each length
+        per = ", ".join(f"{n}: {fmt(metrics['by_length'][n]['mape'], '.1f')}% / "
+                        f"{fmt(metrics['held_out_length'][n]['mape'], '.1f')}%" for n in metrics["by_length"])
+        line += (f" x {len(metrics['lengths'])} lengths; MAPE per length, held-out architectures / also held-out "
+                 f"length: {per}")
+    return line

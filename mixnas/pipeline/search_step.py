@@ -34,6 +34,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from ..cost import count_flops, count_params
 from ..families import family_of
 from ..fileio import read_json, write_json
@@ -42,7 +44,7 @@ from ..space import SearchSpace
 from ..space.arch import arch_from_dict
 from ..space.genes import KIND_GENES
 from .config import PipelineConfig
-from .predict import load_fitted
+from .predict import LENGTH_FEATURE, load_fitted
 from .scoring import build_task, higher_is_better, load_space, load_supernet, score
 
 KIND_LETTERS = {"softmax": "S", "cosformer": "C", "relative": "R", "linear": "L"}
@@ -133,7 +135,14 @@ class Searcher:
                                   higher_is_better=self.higher_is_better)
 
     def predicted_latency(self) -> PredictorObjective:
-        return PredictorObjective("latency_ms", self.latency_predictor, self.space, higher_is_better=False)
+        """The latency predictor; one fitted with the length as a feature predicts at the
+        pipeline's cost length (which need not be one of the collected lengths)."""
+        context = {}
+        if self.cfg.collect.latency_lengths:
+            length = family_of(self.space).length_of(self.cfg.cost_options())
+            context = {LENGTH_FEATURE: float(np.log2(length))}
+        return PredictorObjective("latency_ms", self.latency_predictor, self.space, context=context,
+                                  higher_is_better=False)
 
     def inherited_score(self, arch) -> float:
         self.supernet.set_arch(arch)

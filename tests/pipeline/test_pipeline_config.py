@@ -45,6 +45,8 @@ def test_translation_presets_need_data_dir():
     ("cost.seq_len=64", "cost: vit models take no cost option 'seq_len'"),  # the micro preset is a ViT's
     ("retrain.lengths=[64]", "retrain.lengths: vit models have no sequence length to vary"),
     ("search.constraints.decode_state_bytes=1000", "vit models do not decode"),
+    ("collect.latency_lengths=[8,16]", "collect.latency_lengths needs collect.latency: true"),
+    ("collect.latency_lengths=[8]", "two or more distinct lengths"),
 ])
 def test_bad_settings_are_one_line_errors(override, message):
     with pytest.raises(ValueError, match=message):
