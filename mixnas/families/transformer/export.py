@@ -17,7 +17,9 @@ max_len_a=1.2 / max_len_b=10) and uses it itself; a runtime must keep position <
 K is the largest `cross_layers` of the decoder (the last K encoder layers' outputs, as
 `EncoderOut.layer_outputs`). The step recomputes the cross-attention keys and values from the
 encoder outputs at every step (no cross-attention cache). Both programs run the same
-sub-modules as `Transformer.encode` / `decode`, with the positions and cosformer's M as tensors.
+sub-modules as `Transformer.encode` / `decode` through the layers' own `block` (one order of
+norms, residuals and feed-forward), with only the attention replaced by a plain-tensor form
+taking the positions and cosformer's M as tensors.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from ...attention.cosformer import CosformerKernel
 from ...attention.functional import linear_readout
 from ...attention.kernels import KVCacheKernel, LinearKernel
 from ...attention.multihead import merge_heads, split_heads
-from .model import DEFAULT_MAX_LEN_A, DEFAULT_MAX_LEN_B, _residual, sinusoidal_positions, uses_length_m
+from .model import DEFAULT_MAX_LEN_A, DEFAULT_MAX_LEN_B, sinusoidal_positions, uses_length_m
 
 
 def _kernel_m(kernel, m: Tensor | None, lk, causal: bool):
@@ -139,12 +141,7 @@ class EncoderProgram(nn.Module):
         x = x * math.sqrt(dim) + self.positions[: src_tokens.shape[1]].to(x.dtype)
         outputs = []
         for layer in model.encoder_layers_active():
-            h = layer.self_attn_norm(x) if layer.pre_norm else x
-            h = _attend_all(layer.self_attn, h, h, padding_mask, 0, m)
-            x = _residual(x, h, layer.self_attn_norm, layer.pre_norm, 0.0, False)
-            h = layer.ffn_norm(x) if layer.pre_norm else x
-            h = layer.fc2(torch.relu(layer.fc1(h)))
-            x = _residual(x, h, layer.ffn_norm, layer.pre_norm, 0.0, False)
+            x = layer.block(x, lambda h, a=layer.self_attn: _attend_all(a, h, h, padding_mask, 0, m))
             outputs.append(x)
         outputs = outputs[-self.keep:]
         if model.encoder_norm is not None:
@@ -175,17 +172,16 @@ class DecoderStepProgram(nn.Module):
         x = x * math.sqrt(dim) + self.positions.index_select(0, position.reshape(1)).to(x.dtype)
         new_states = []
         for i, layer in enumerate(model.decoder_layers_active()):
-            h = layer.self_attn_norm(x) if layer.pre_norm else x
-            h, new = _self_step(layer.self_attn, h, (states[2 * i], states[2 * i + 1]), position, m)
-            new_states.extend(new)
-            x = _residual(x, h, layer.self_attn_norm, layer.pre_norm, 0.0, False)
-            h = layer.cross_attn_norm(x) if layer.pre_norm else x
+            state = (states[2 * i], states[2 * i + 1])
             memory, mask = _memory(outputs[-layer.cross_layers:], padding_mask)
-            h = _attend_all(layer.cross_attn, h, memory, mask, position, m)
-            x = _residual(x, h, layer.cross_attn_norm, layer.pre_norm, 0.0, False)
-            h = layer.ffn_norm(x) if layer.pre_norm else x
-            h = layer.fc2(torch.relu(layer.fc1(h)))
-            x = _residual(x, h, layer.ffn_norm, layer.pre_norm, 0.0, False)
+
+            def self_attend(h, layer=layer, state=state):
+                h, new = _self_step(layer.self_attn, h, state, position, m)
+                new_states.extend(new)
+                return h
+
+            x = layer.block(x, self_attend,
+                            lambda h, a=layer.cross_attn, mem=memory, mk=mask: _attend_all(a, h, mem, mk, position, m))
         if model.decoder_norm is not None:
             x = model.decoder_norm(x)
         return (model.output_logits(x)[:, 0], *new_states)

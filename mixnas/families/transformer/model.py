@@ -134,12 +134,16 @@ class EncoderLayer(nn.Module):
         self.pre_norm, self.dropout = pre_norm, dropout
 
     def forward(self, x: Tensor, padding_mask: Tensor, m: int | None = None) -> Tensor:
-        h = self.self_attn_norm(x) if self.pre_norm else x
-        h, _ = self.self_attn(h, key_padding_mask=padding_mask, m=m)
-        x = _residual(x, h, self.self_attn_norm, self.pre_norm, self.dropout, self.training)
-        h = self.ffn_norm(x) if self.pre_norm else x
-        h = self.fc2(torch.relu(self.fc1(h)))
-        return _residual(x, h, self.ffn_norm, self.pre_norm, self.dropout, self.training)
+        return self.block(x, lambda h: self.self_attn(h, key_padding_mask=padding_mask, m=m)[0])
+
+    def block(self, x: Tensor, attend) -> Tensor:
+        """The layer's sub-layers in order, with its attention given as `attend(normalised x)`
+        (the export programs pass their plain-tensor attention here)."""
+        x = _sublayer(self, x, attend, self.self_attn_norm)
+        return _sublayer(self, x, self.feed_forward, self.ffn_norm)
+
+    def feed_forward(self, h: Tensor) -> Tensor:
+        return self.fc2(torch.relu(self.fc1(h)))
 
 
 class DecoderLayer(nn.Module):
@@ -153,26 +157,39 @@ class DecoderLayer(nn.Module):
 
     def forward(self, x: Tensor, encoder_out: EncoderOut, self_state=None, cross_state=None,
                 return_state: bool = False):
-        h = self.self_attn_norm(x) if self.pre_norm else x
-        h, self_state = self.self_attn(h, causal=True, state=self_state, return_state=return_state,
-                                       m=encoder_out.m)
-        x = _residual(x, h, self.self_attn_norm, self.pre_norm, self.dropout, self.training)
-        h = self.cross_attn_norm(x) if self.pre_norm else x
-        memory = mask = None
-        if cross_state is None:  # a cross-attention state already caches the memory's keys
-            memory, mask = encoder_out.memory(self.cross_layers)
-        h, cross_state = self.cross_attn(h, memory, key_padding_mask=mask, state=cross_state,
-                                         return_state=return_state, m=encoder_out.m)
-        x = _residual(x, h, self.cross_attn_norm, self.pre_norm, self.dropout, self.training)
-        h = self.ffn_norm(x) if self.pre_norm else x
-        h = self.fc2(torch.relu(self.fc1(h)))
-        x = _residual(x, h, self.ffn_norm, self.pre_norm, self.dropout, self.training)
-        return x, self_state, cross_state
+        states = [self_state, cross_state]
+
+        def self_attend(h: Tensor) -> Tensor:
+            h, states[0] = self.self_attn(h, causal=True, state=states[0], return_state=return_state,
+                                          m=encoder_out.m)
+            return h
+
+        def cross_attend(h: Tensor) -> Tensor:
+            memory = mask = None
+            if states[1] is None:  # a cross-attention state already caches the memory's keys
+                memory, mask = encoder_out.memory(self.cross_layers)
+            h, states[1] = self.cross_attn(h, memory, key_padding_mask=mask, state=states[1],
+                                           return_state=return_state, m=encoder_out.m)
+            return h
+
+        x = self.block(x, self_attend, cross_attend)
+        return x, states[0], states[1]
+
+    def block(self, x: Tensor, self_attend, cross_attend) -> Tensor:
+        """The layer's sub-layers in order: causal self-attention, cross-attention, feed-forward,
+        the attentions given as functions of the normalised input (see EncoderLayer.block)."""
+        x = _sublayer(self, x, self_attend, self.self_attn_norm)
+        x = _sublayer(self, x, cross_attend, self.cross_attn_norm)
+        return _sublayer(self, x, self.feed_forward, self.ffn_norm)
+
+    feed_forward = EncoderLayer.feed_forward
 
 
-def _residual(x: Tensor, h: Tensor, norm, pre_norm: bool, p: float, training: bool) -> Tensor:
-    x = x + F.dropout(h, p, training)
-    return x if pre_norm else norm(x)
+def _sublayer(layer: nn.Module, x: Tensor, fn, norm) -> Tensor:
+    """x + dropout(fn(norm(x))) pre-norm, norm(x + dropout(fn(x))) post-norm."""
+    h = fn(norm(x) if layer.pre_norm else x)
+    x = x + F.dropout(h, layer.dropout, layer.training)
+    return x if layer.pre_norm else norm(x)
 
 
 class EncoderDecoder(nn.Module):
