@@ -223,11 +223,26 @@ class RetrainSection:
     # Sequence lengths at which every row's latency and decoding-state memory are also reported
     # (latency_by_length / memory_by_length), e.g. [256, 512, 1024, 2048, 4096]; empty: none.
     lengths: list[int] = field(default_factory=list)
+    # The mixed search's best architecture retrained with softmax placed by fixed rules (rows
+    # fixed-<pattern>, equal widths and depth; see pipeline/patterns.py), e.g. [1in2, 1in4,
+    # first-last, all-softmax, all-linear]; `fixed_other` is the kind outside the softmax layers.
+    fixed_patterns: list[str] = field(default_factory=list)
+    fixed_other: str = "linear"
     train: TrainConfig = field(default_factory=lambda: TrainConfig(max_updates=1000))
 
     def validate(self) -> None:
+        from ..attention import kinds
+        from .patterns import check_pattern
         if self.top_k < 1:
             raise ConfigError(f"retrain.top_k must be >= 1, got {self.top_k}")
+        for pattern in self.fixed_patterns:
+            try:
+                check_pattern(pattern)
+            except ValueError as e:
+                raise ConfigError(f"retrain.fixed_patterns: {e}") from None
+        if self.fixed_other not in kinds():
+            raise ConfigError(f"retrain.fixed_other: {self.fixed_other!r} is not a registered attention kind "
+                              f"({', '.join(kinds())})")
         if self.seeds < 1:
             raise ConfigError(f"retrain.seeds must be >= 1, got {self.seeds}")
         if self.workers < 1:

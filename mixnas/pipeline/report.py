@@ -39,7 +39,8 @@ def build_rows(cfg: PipelineConfig, searcher, targets: list[tuple[str, Any]],
         results = retrained[name]
         per_seed = [float(r["eval"][metric]) for _, r in sorted(results["seeds"].items())]
         mean, std = mean_std(per_seed)
-        rows.append({"name": name, "kind": "baseline" if name.startswith("baseline-") else "searched",
+        kind = next((k for k in ("baseline", "fixed") if name.startswith(f"{k}-")), "searched")
+        rows.append({"name": name, "kind": kind,
                      "arch": arch.to_dict(), "attention": attention_code(arch),
                      "cosformer_fraction": cosformer_fraction(arch),
                      f"test_{metric}": mean, f"test_{metric}_std": std, "test_scores": per_seed,

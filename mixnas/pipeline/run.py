@@ -83,6 +83,7 @@ def _run_locked(cfg: PipelineConfig, log: Callable[[str], None], restart: str | 
     from .report import build_rows, write_report
     from .retrain import baseline_archs, check_retrain, retrain, train_in_parallel
     from .scoring import build_task, load_space
+    from .patterns import pattern_archs
     from .search_step import Searcher, load_search_result, run_search, searched_archs
     from .supernet_training import train_supernet
 
@@ -134,7 +135,9 @@ def _run_locked(cfg: PipelineConfig, log: Callable[[str], None], restart: str | 
     search = load_search_result(cfg)
 
     searcher = Searcher(cfg, need_supernet=True)
-    targets = [(name, arch) for name, arch, _ in searched_archs(search)] + baselines
+    searched = [(name, arch) for name, arch, _ in searched_archs(search)]
+    fixed = pattern_archs(cfg.retrain.fixed_patterns, cfg.retrain.fixed_other, searched[0][1])  # searched-mixed's
+    targets = searched + fixed + baselines
     for name, arch in targets:  # every retraining checked before any of them trains
         check_retrain(cfg, name, arch, retrain_restart)
     done = all(retrain_done(cfg, name) for name, _ in targets)

@@ -8,7 +8,8 @@ from mixnas.cli import main as mixnas_main
 
 def test_micro_mqar_pipeline_end_to_end(tmp_path):
     run_dir = tmp_path / "micro-mqar"
-    assert mixnas_main(["run", "--preset", "micro-mqar", f"run_dir={run_dir}"]) == 0
+    assert mixnas_main(["run", "--preset", "micro-mqar", f"run_dir={run_dir}",
+                        "retrain.fixed_patterns=[first-last,all-linear]"]) == 0
     results = json.loads((run_dir / "results.json").read_text())
     assert results["task"] == "mqar" and results["test_metric"] == "accuracy" and results["test_higher_is_better"]
     rows = {r["name"]: r for r in results["rows"]}
@@ -20,6 +21,11 @@ def test_micro_mqar_pipeline_end_to_end(tmp_path):
         assert list(r["latency_by_length"]) == ["4", "8", "16"] and list(r["memory_by_length"]) == ["4", "8", "16"]
         if r["kind"] == "searched":
             assert r["decode_state_bytes"] <= 1500
+    # Fixed patterns: searched-mixed's widths, softmax placed by the rule.
+    mixed, first_last, all_linear = rows["searched-mixed"], rows["fixed-first-last"], rows["fixed-all-linear"]
+    assert first_last["kind"] == all_linear["kind"] == "fixed"
+    assert set(all_linear["attention"].split()) == {"L"} and first_last["attention"].split()[0] == "S"
+    assert first_last["params"] == all_linear["params"] == mixed["params"]
     linear = rows["baseline-mqar_linear_2l"]["memory_by_length"]
     softmax = rows["baseline-mqar_softmax_2l"]["memory_by_length"]
     assert len(set(linear.values())) == 1 and softmax["16"] == 4 * softmax["4"]
