@@ -1,11 +1,14 @@
 """Attention kernel benchmark (issue 2): time, peak memory, decoding and achieved GFLOP/s.
 
     python benchmarks/attention.py [--lengths 256 1024 4096 8192] [--json PATH] [--repeats R]
+    python benchmarks/attention.py --fused-compare [--json PATH]   # issue 11, see fused_comparison
 
 Setting: B=1, H=8, head dim 64, fp32, torch.set_num_threads(2) (--threads), every registered kind,
 non-causal and causal self-attention, plus the baseline kind `cosformer_cumsum_reference`
 (causal cosFormer through the (N, 2d, d) cumulative-sum form of the reference code).
 
+- The linear kinds' non-causal rows use the fused C++ kernel when it builds (issue 11;
+  MIXNAS_FUSED=0: the PyTorch feature path); `--fused-compare` measures both side by side.
 - `fwd`: the kernel's forward on inputs that do not require grad (inference forward).
 - `fwd_bwd`: forward on inputs that require grad, then backward of the output's sum.
 - `ms`: median wall time over R timed calls after one warm-up call (fewer calls when one
@@ -278,16 +281,69 @@ def _round(x):
     return None if x is None else round(x, 3)
 
 
+# --------------------------------------------------------------------------- issue 11: fused kernel
+def fused_comparison(lengths: list[int], repeats: int, machine: dict) -> dict:
+    """Non-causal cosFormer through the fused C++ kernel ("fused") and the PyTorch feature path
+    ("pytorch", MIXNAS_FUSED=0), fwd and fwd_bwd at each length, side by side, plus softmax
+    (fused SDPA) fwd_bwd at 4096 for the memory ratio; the same protocol as the main table."""
+    from mixnas.attention import fused
+    reason = fused.load_extension()
+    if reason is not None:
+        print(f"fused extension unavailable: {reason}")
+    rows, saved = [], os.environ.get("MIXNAS_FUSED")
+    variants = [("fused", "cosformer", "1"), ("pytorch", "cosformer", "0"), ("sdpa", "softmax", "1")]
+    for n in sorted(lengths):
+        for variant, kind, setting in variants:
+            if variant == "sdpa" and n != 4096:
+                continue
+            fn = attention_fn(kind, False)
+            for pass_name in ("fwd_bwd",) if variant == "sdpa" else ("fwd", "fwd_bwd"):
+                qkv = inputs(n, grad=pass_name == "fwd_bwd")
+                os.environ["MIXNAS_FUSED"] = setting  # read at every call by mixnas.attention.fused
+                call = lambda: run_pass(fn, qkv, pass_name)  # noqa: E731
+                peak = peak_mb(call)
+                single_s = timings_ms(call, 1)[0] / 1e3
+                ms, min_ms = timings_ms(call, max(1, min(repeats, int(10 / max(single_s, 1e-4)))))
+                row = {"variant": variant, "n": n, "pass": pass_name, "ms": round(ms, 3), "min_ms": round(min_ms, 3),
+                       "peak_mb": round(peak, 2)}
+                rows.append(row)
+                print(f"{variant:>8} {n:>6} {pass_name:>8} {ms:>10.2f} ms {min_ms:>10.2f} ms {peak:>9.1f} MB", flush=True)
+    os.environ.pop("MIXNAS_FUSED") if saved is None else os.environ.update(MIXNAS_FUSED=saved)
+    get = {(r["variant"], r["n"], r["pass"]): r for r in rows}
+    summary = {}
+    for variant in ("fused", "pytorch"):
+        for stat in ("ms", "min_ms"):
+            small, big = get.get((variant, 1024, "fwd_bwd")), get.get((variant, 8192, "fwd_bwd"))
+            fwd, sdpa = get.get((variant, 8192, "fwd")), get.get(("sdpa", 4096, "fwd_bwd"))
+            mine = get.get((variant, 4096, "fwd_bwd"))
+            matmul = machine["matmul_gflops" if stat == "ms" else "matmul_gflops_best"]
+            summary[f"{variant}/{stat}"] = {
+                "time_exponent_1024_8192": None if not (small and big) else
+                _round(math.log(big[stat] / small[stat]) / math.log(8)),
+                "fwd_8192_share_of_matmul": None if not fwd else
+                _round(cosformer_forward_flops(8192) / (fwd[stat] / 1e3) / 1e9 / matmul),
+                "peak_4096_vs_sdpa": None if not (mine and sdpa) else _round(mine["peak_mb"] / sdpa["peak_mb"])}
+    print("\nissue 11 targets: exponent <= 1.10, fwd share of matmul >= 0.40, peak vs SDPA <= 1.25")
+    for key, values in summary.items():
+        print(f"  {key:>16}: " + ", ".join(f"{k} {v}" for k, v in values.items()))
+    return {"rows": rows, "summary": summary, "extension_error": reason}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lengths", type=int, nargs="+", default=[256, 1024, 4096, 8192])
+    parser.add_argument("--lengths", type=int, nargs="+", help="default 256 1024 4096 8192 "
+                        "(--fused-compare: 1024 2048 4096 8192)")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per measurement (median)")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (issue 2: 2)")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                         help="wall: elapsed time (issue 2). oncpu / cpu (need --threads 1): elapsed time minus "
                              "the thread's waits for a CPU / its CPU time, for a machine shared with other jobs")
+    parser.add_argument("--fused-compare", action="store_true",
+                        help="issue 11: only fused vs PyTorch non-causal cosFormer (default lengths 1024..8192)")
     args = parser.parse_args(argv)
+    if args.lengths is None:
+        args.lengths = [1024, 2048, 4096, 8192] if args.fused_compare else [256, 1024, 4096, 8192]
     if any(n < 1 or n > COSFORMER_MAX_LEN for n in args.lengths):
         parser.error(f"--lengths must lie in [1, {COSFORMER_MAX_LEN}]")
     if args.repeats < 1 or args.threads < 1:
@@ -306,6 +362,12 @@ def main(argv=None) -> int:
                "cpu": platform.processor() or platform.machine(), "load_avg_1m": round(os.getloadavg()[0], 2)}
     print(f"fp32 matmul 2048^3 on {args.threads} thread(s), {args.clock} clock: {machine['matmul_gflops']} GFLOP/s (median), "
           f"{machine['matmul_gflops_best']} (best); 1-min load average {machine['load_avg_1m']}")
+    if args.fused_compare:
+        comparison = fused_comparison(args.lengths, args.repeats, machine)
+        if args.json:
+            write_json(args.json, {"machine": machine, "fused_compare": comparison}, allow_nan=True)
+            print(f"wrote {args.json}")
+        return 0
     print(f"{'kind':>28} {'mode':>6} {'N':>6} {'pass':>8} {'median':>14} {'min':>14} {'peak':>13}")
     results = kernel_results(args.lengths, args.repeats)
     decode = decode_results()

@@ -24,7 +24,7 @@ differences). Two rules for M, option `m_rule`:
 """
 from __future__ import annotations
 
-from .functional import cosformer_features
+from .functional import check_cosformer_position, cosformer_features
 from .kernels import LinearKernel
 from .registry import AttentionSpec, register
 
@@ -65,6 +65,12 @@ class CosformerKernel(LinearKernel):
 
     def feature_map(self, x, positions, m):
         return cosformer_features(x, positions, m, self.m_rule)
+
+    fused_kind = "cosformer"
+
+    def fused_m(self, lq, lk, m):
+        check_cosformer_position(max(lq, lk) - 1, m, self.m_rule)
+        return m
 
 
 def _positive_int(v) -> bool:

@@ -275,16 +275,23 @@ def cosformer_features(x: Tensor, positions: Tensor, max_len: int, m_rule: str =
     x: (B, H, L, d); positions: (L,) absolute positions, each < M; returns (B, H, L, 2d).
     `m_rule` only words the error: "fixed" (M is the option max_len) or "length" (M given per call).
     """
-    if not exporting() and positions.numel() and int(positions.max()) >= max_len:
-        if m_rule == "length":
-            raise ValueError(f"cosformer position {int(positions.max())} is beyond M={max_len} "
-                             f"(m_rule='length': positions must be < M); pass a larger m")
-        raise ValueError(f"cosformer position {int(positions.max())} is beyond max_len={max_len}; "
-                         f"build the attention with a larger max_len")
+    if not exporting() and positions.numel():
+        check_cosformer_position(int(positions.max()), max_len, m_rule)
     angle = (math.pi / (2 * max_len)) * positions.to(x.dtype)
     trig = torch.stack([torch.sin(angle), torch.cos(angle)], dim=-1).unsqueeze(-1)  # (L, 2, 1)
     # One broadcast multiply writes both halves: (B, H, L, 2, d) -> (B, H, L, 2d), no cat.
     return (torch.relu(x).unsqueeze(-2) * trig).flatten(-2)
+
+
+def check_cosformer_position(position: int, max_len: int, m_rule: str = "fixed") -> None:
+    """cosFormer's weights stay positive only for positions < M: raise a one-line error if not."""
+    if position < max_len:
+        return
+    if m_rule == "length":
+        raise ValueError(f"cosformer position {position} is beyond M={max_len} "
+                         f"(m_rule='length': positions must be < M); pass a larger m")
+    raise ValueError(f"cosformer position {position} is beyond max_len={max_len}; "
+                     f"build the attention with a larger max_len")
 
 
 def elu_features(x: Tensor) -> Tensor:

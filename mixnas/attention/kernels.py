@@ -14,6 +14,9 @@ Calling convention of every kernel:
 - `m=` (optional int): the length M of positional kinds whose M is given per call (cosformer
   with `m_rule="length"`); every other kind, and cosformer with a fixed M, ignore it. A
   decoding state remembers the M it was started with.
+
+The linear kinds' non-causal path runs a fused C++ kernel on CPU float32/float64 inputs
+(`fused.py`; MIXNAS_FUSED=0 turns it off), else the feature-tensor path below.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from torch import Tensor, nn
 
 from .functional import (allowed_mask, causal_linear_attention, check_qkv, linear_attention,
                          linear_readout)
+from .fused import fused_linear_attention
 from .state import KVCache, LinearState, advance
 
 
@@ -101,6 +105,10 @@ class LinearKernel(AttentionKernel):
     (the features for that M); the defaults ignore M.
     """
 
+    # The feature map's name in the fused non-causal CPU kernel (fused.py), None: the kind has
+    # none there. A subclass that changes `features` must reset it.
+    fused_kind: str | None = None
+
     def __init__(self, head_dim: int, dropout: float = 0.0, eps: float = 1e-6, chunk: int = 64):
         super().__init__(head_dim, dropout)
         self.eps = eps
@@ -118,6 +126,11 @@ class LinearKernel(AttentionKernel):
         """`features` for the call's M (`resolve_m`); kinds without an M ignore it."""
         return self.features(x, positions)
 
+    def fused_m(self, lq: int, lk: int, m: int | None) -> int:
+        """The M the fused kernel gets for a non-causal call with positions 0..max(lq, lk) - 1
+        (checked here); kinds without an M: 0."""
+        return 0
+
     def _positions(self, start: int, n: int, device) -> Tensor:
         return torch.arange(start, start + n, device=device)
 
@@ -125,20 +138,30 @@ class LinearKernel(AttentionKernel):
         lq, lk = q.shape[2], k.shape[2]
         q_offset = state.offset if state is not None else 0
         m = self.resolve_m(lq, lk, causal=causal, state=state, m=m, return_state=return_state)
-        qf = self.feature_map(q, self._positions(q_offset, lq, q.device), m)
-        # Self-attention keys share the queries' positions; cross-attention keys start at 0.
-        kf = self.feature_map(k, self._positions(q_offset if causal else 0, lk, k.device), m)
-        if key_padding_mask is not None:  # padded keys contribute nothing to any sum
-            kf = kf.masked_fill(key_padding_mask[:, None, :, None], 0.0)
-        if causal:
-            kv0, z0 = (state.kv, state.z) if state is not None else (None, None)
-            out, kv, z = causal_linear_attention(qf, kf, v, self.eps, self.chunk, kv0, z0)
+        fused = None
+        if not causal and self.fused_kind is not None:  # None: disabled or unavailable
+            fused = fused_linear_attention(q, k, v, key_padding_mask, self.fused_kind,
+                                           self.fused_m(lq, lk, m), self.eps)
+        if fused is not None:
+            out, kv, z = fused
         else:
-            out, kv, z = linear_attention(qf, kf, v, self.eps)
+            out, kv, z = self._from_features(q, k, v, causal, key_padding_mask, state, q_offset, m)
         new_state = None
         if return_state or state is not None:
             new_state = LinearState(kv, z, q_offset + lq, static=not causal, m=m)
         return out, new_state
+
+    def _from_features(self, q, k, v, causal, key_padding_mask, state, q_offset, m):
+        """The PyTorch path: feature tensors, then the (chunked causal) linear attention."""
+        qf = self.feature_map(q, self._positions(q_offset, q.shape[2], q.device), m)
+        # Self-attention keys share the queries' positions; cross-attention keys start at 0.
+        kf = self.feature_map(k, self._positions(q_offset if causal else 0, k.shape[2], k.device), m)
+        if key_padding_mask is not None:  # padded keys contribute nothing to any sum
+            kf = kf.masked_fill(key_padding_mask[:, None, :, None], 0.0)
+        if causal:
+            kv0, z0 = (state.kv, state.z) if state is not None else (None, None)
+            return causal_linear_attention(qf, kf, v, self.eps, self.chunk, kv0, z0)
+        return linear_attention(qf, kf, v, self.eps)
 
     def _from_static(self, q, state: LinearState):
         qf = self.feature_map(q, self._positions(state.offset, q.shape[2], q.device), state.m)

@@ -7,6 +7,8 @@ from .registry import AttentionSpec, register
 
 
 class EluLinearKernel(LinearKernel):
+    fused_kind = "linear"  # the fused non-causal CPU kernel computes elu(x) + 1 itself
+
     def features(self, x, positions):
         return elu_features(x)
 

@@ -1,0 +1,154 @@
+"""Fused CPU kernel for NON-CAUSAL linear attention (cosFormer and elu+1), forward and backward.
+
+    out_i = phi(q_i)^T S / max(phi(q_i)^T z, eps),   S = sum_j phi(k_j) v_j^T (D x d),  z = sum_j phi(k_j)
+
+with the feature map computed inside the kernel from q and k:
+- "linear": phi(x) = elu(x) + 1 (D = d);
+- "cosformer": phi(x_i) = [relu(x_i) sin(a_i), relu(x_i) cos(a_i)], a_i = pi i / 2M (D = 2d), so
+  phi(q_i) . phi(k_j) = relu(q_i) . relu(k_j) cos(pi (i - j) / 2M); queries and keys both start
+  at position 0 (non-causal self- or cross-attention).
+Padded keys (key_padding_mask True) get phi = 0: they add nothing to S or z.
+
+Why a kernel: the PyTorch path (`functional.linear_attention` on feature tensors) materialises
+phi(q) and phi(k), (B, H, L, D) each (for cosFormer D = 2d: twice the size of q), keeps them for
+the backward, and spends much of its time in elementwise passes over them. Here (csrc/
+fused_linear.cpp) every (batch, head) slice is processed in blocks of `BLOCK` rows; a block's
+features live in a (BLOCK, D) scratch buffer, and the backward recomputes them from q and k.
+The denominator rides along as an extra value column: S_aug = sum_j phi(k_j) [v_j, 1]^T is one
+matmul per block whose last column is z, and phi(q_i)^T S_aug gives numerator and denominator
+together. Saved for the backward: q, k, v (the inputs), S_aug (B, H, D, d+1; stored transposed),
+the output and the unclamped denominator (B, H, L) -- no feature tensor.
+
+Backward (c_i = max(den_i, eps); no gradient through den where it was clamped):
+    G_i = [g_out_i / c_i,  -(g_out_i . out_i) / c_i]        (d + 1)
+    g_phi(q_i) = S_aug G_i,   g_S_aug = sum_i phi(q_i) G_i^T (+ the gradient of the returned kv, z)
+    g_phi(k_j) = g_S_aug [v_j, 1],   g_v_j = g_S_aug[:, :d]^T phi(k_j)
+then through phi: elu: d phi/dx = min(phi, 1); cosFormer: relu'(x) (sin a g[:d] + cos a g[d:]).
+
+When it is used: `LinearKernel`'s non-causal path, for CPU float32/float64 inputs outside
+`export_mode()`. The extension is compiled with torch.utils.cpp_extension.load at first use
+(about 15 s, portable -O3, no -march=native) and cached in the torch extensions directory
+($TORCH_EXTENSIONS_DIR, default ~/.cache/torch_extensions). If it cannot be used (the build
+fails, no compiler, a CUDA tensor, another dtype) the PyTorch path runs instead, with one
+warning (`FusedFallbackWarning`) per process saying why.
+
+Environment: MIXNAS_FUSED=0 disables the fused path (always the PyTorch path, no warning).
+
+Threads: the (batch, head) pairs run in one parallel region when there are at least as many
+pairs as threads and at least 2^22 multiply-adds in all; smaller calls run serially. Known
+issue (open): on a machine whose cores were busy with other processes (load 3 on 2 cores), runs
+with 2 OpenMP threads spent most of their time spinning in libgomp's barrier at the end of that
+region (N=1024: ~260 ms instead of ~4 ms per forward): a thread that finishes its share spins
+while the other waits for a core. OMP_WAIT_POLICY=passive removes it; one intra-op thread (the
+CPU pipeline presets' setting) never enters the region.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from .mode import exporting
+
+SOURCE = Path(__file__).with_name("csrc") / "fused_linear.cpp"
+BLOCK = 512  # rows per block: a (512, 128) fp32 feature block is 256 KB, well inside L2
+# Portable (no -march=native: the cache may be shared by different CPUs). The last two are
+# PyTorch's own build flags; without them gcc will not vectorise the loops' compare-and-select.
+FLAGS = ["-O3", "-fno-trapping-math", "-fno-math-errno"]
+KINDS = {"linear": 0, "cosformer": 1}  # feature-map codes of the C++ kernel
+
+
+class FusedFallbackWarning(UserWarning):
+    """The fused linear-attention kernel could not be used; the PyTorch path ran instead."""
+
+
+_lock = threading.Lock()
+_load_error: str | None = None  # why the extension is unavailable, once a build failed
+_loaded = False
+_warned = False
+
+
+def enabled() -> bool:
+    """False when the environment variable MIXNAS_FUSED is "0" (or "false", "off")."""
+    return os.environ.get("MIXNAS_FUSED", "1").strip().lower() not in ("0", "false", "off", "no")
+
+
+def load_extension() -> str | None:
+    """Build (first call) or load the C++ extension; None on success, else the reason it failed."""
+    global _loaded, _load_error
+    with _lock:
+        if _loaded or _load_error is not None:
+            return _load_error
+        try:
+            from torch.utils.cpp_extension import load
+            load(name="mixnas_fused_linear", sources=[str(SOURCE)], extra_cflags=FLAGS,
+                 is_python_module=False, verbose=False)
+            _loaded = True
+        except Exception as e:  # no compiler, no headers, a compile error: fall back
+            lines = str(e).strip().splitlines() or [type(e).__name__]
+            _load_error = f"the C++ extension could not be built ({type(e).__name__}: {lines[0][:200]})"
+        return _load_error
+
+
+def unavailable_reason(*tensors: Tensor) -> str | None:
+    """Why the fused kernel cannot run on these tensors (None: it can)."""
+    t = tensors[0]
+    if t.device.type != "cpu":
+        return f"it runs on CPU only, the inputs are on {t.device.type}"
+    if t.dtype not in (torch.float32, torch.float64):
+        return f"it supports float32/float64 only, the inputs are {t.dtype}"
+    return load_extension()
+
+
+def _notice(reason: str) -> None:
+    global _warned
+    if not _warned:
+        _warned = True
+        warnings.warn(f"mixnas: fused linear attention not used: {reason}; using the PyTorch path "
+                      f"(set MIXNAS_FUSED=0 to silence this)", FusedFallbackWarning, stacklevel=3)
+
+
+def fused_linear_attention(q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor | None, kind: str,
+                           m: int, eps: float, block: int = BLOCK) -> tuple[Tensor, Tensor, Tensor] | None:
+    """Non-causal linear attention of `kind` ("linear" or "cosformer" with M = m) from raw q, k, v
+    (B, H, L, d). Returns (out, kv, z) as `functional.linear_attention` on the features does, or
+    None when the fused path is disabled or unavailable (the caller then runs the PyTorch path;
+    the first unavailability per process warns). Positions must be < m (checked by the caller)."""
+    if exporting() or not enabled():
+        return None
+    reason = unavailable_reason(q, k, v)
+    if reason is not None:
+        _notice(reason)
+        return None
+    mask = None if key_padding_mask is None else key_padding_mask.contiguous()
+    out, s_aug_t = _FusedLinear.apply(q, k, v, mask, KINDS[kind], m, eps, block)
+    dv = v.shape[-1]  # S_aug^T is (B, H, dv + 1, D): kv = its first dv rows, transposed; z = the last
+    return out, s_aug_t[..., :dv, :].transpose(-1, -2), s_aug_t[..., dv, :]
+
+
+class _FusedLinear(torch.autograd.Function):
+    """Returns (out, S_aug^T); kv and z are views of it, so their gradients arrive together."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, mask, kind: int, m: int, eps: float, block: int):
+        out, s_aug, den = torch.ops.mixnas_fused.linear_forward(q, k, v, mask, kind, m, eps, block)
+        ctx.save_for_backward(q, k, v, out, s_aug, den)
+        ctx.set_materialize_grads(False)  # an unused output's gradient arrives as None
+        ctx.args = (mask, kind, m, eps, block)
+        return out, s_aug
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_out, g_s):
+        q, k, v, out, s_aug, den = ctx.saved_tensors
+        mask, kind, m, eps, block = ctx.args
+        if g_out is None:  # only kv / z were used: a zero gradient that allocates nothing
+            g_out = out.new_zeros(()).expand_as(out)
+        g_q, g_k, g_v = torch.ops.mixnas_fused.linear_backward(
+            q, k, v, mask, out, s_aug, den, g_out, g_s, kind, m, eps, block)
+        return g_q, g_k, g_v, None, None, None, None, None
