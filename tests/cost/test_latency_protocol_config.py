@@ -57,7 +57,8 @@ def micro(tmp_path, *overrides):
 @needs_schedstat
 def test_retrain_latency_records_its_protocol_and_is_cached(tmp_path, exported):
     latency = measured_latency(micro(tmp_path), exported)
-    assert set(latency) == {"ms", "ms_mean", "ms_std", "runs", "protocol"} and latency["ms"] > 0
+    assert set(latency) == {"ms", "ms_mean", "ms_std", "runs", "protocol", "cost", "by_length"} and latency["ms"] > 0
+    assert latency["by_length"] == {}  # retrain.lengths unset
     p = latency["protocol"]
     assert (p["clock"], p["stat"], p["threads"], p["runs"], p["warmup"], p["device"]) == ("oncpu", "min", 1, 2, 0, "cpu")
     assert read_json(exported / LATENCY_FILE, "latency") == latency
