@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import contextmanager
 import warnings
 from pathlib import Path
 
@@ -73,9 +74,27 @@ _loaded = False
 _warned = False
 
 
+_reference = threading.local()  # set by reference_path(): this thread runs the PyTorch path
+
+
 def enabled() -> bool:
-    """False when the environment variable MIXNAS_FUSED is "0" (or "false", "off")."""
+    """False when the environment variable MIXNAS_FUSED is "0" (or "false", "off"), or inside
+    `reference_path()`."""
+    if getattr(_reference, "active", False):
+        return False
     return os.environ.get("MIXNAS_FUSED", "1").strip().lower() not in ("0", "false", "off", "no")
+
+
+@contextmanager
+def reference_path():
+    """Run the PyTorch path in this block (e.g. to count its FLOPs with FlopCounterMode, which
+    cannot see inside the C++ kernel, or to compare against it)."""
+    before = getattr(_reference, "active", False)
+    _reference.active = True
+    try:
+        yield
+    finally:
+        _reference.active = before
 
 
 def load_extension() -> str | None:

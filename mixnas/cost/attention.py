@@ -5,7 +5,9 @@ Convention (as torch.utils.flop_counter.FlopCounterMode counts): 2 x multiply-ad
 products only; softmax, masks, feature maps, sums and divisions cost nothing. Every formula
 is for ONE sequence (batch 1) and counts exactly the products the kernel in
 `mixnas/attention/` performs, masked-out entries included (a causal softmax still computes the
-whole score matrix).
+whole score matrix). For the linear kinds' non-causal attention that is the PyTorch path; the
+fused CPU kernel (mixnas/attention/fused.py) computes the key sum z as one more value column of
+the same product, 2 * lk * D more per head.
 
 A core is asked for in one of three modes:
 - `full(h, d, lq, lk, opts)`     non-causal attention computed from keys and values

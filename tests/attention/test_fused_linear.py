@@ -178,7 +178,7 @@ def test_fallback_when_unavailable_warns_once_same_numbers(kind, monkeypatch):
         torch.testing.assert_close(out, fused_out, atol=1e-10, rtol=1e-10)
 
 
-def test_disabled_by_environment_and_in_export_mode(monkeypatch):
+def test_disabled_by_environment_in_export_mode_and_on_the_reference_path(monkeypatch):
     kernel = kernel_for("cosformer")
     q, k, v = random_qkv(1, 2, 10, 10, 8)
     calls = count_fused_calls(monkeypatch)
@@ -189,6 +189,8 @@ def test_disabled_by_environment_and_in_export_mode(monkeypatch):
         kernel(q, k, v)
         monkeypatch.delenv("MIXNAS_FUSED")
         with export_mode():
+            kernel(q, k, v)
+        with fused.reference_path():  # what the FLOP-count tests use
             kernel(q, k, v)
     assert not calls
 

@@ -8,6 +8,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+from mixnas.attention.fused import reference_path
 from mixnas.families.transformer.arch import DecoderLayerArch, EncoderLayerArch, TransformerArch
 from mixnas.families.transformer.config import TransformerConfig
 from mixnas.families.vit.arch import ViTArch, ViTLayerArch
@@ -51,8 +52,9 @@ VISION = {
 
 
 def measured_flops(fn) -> int:
-    """FLOPs as FlopCounterMode counts them; MATH backend so the softmax kernel is visible."""
-    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter, torch.no_grad():
+    """FLOPs as FlopCounterMode counts them; MATH backend so the softmax kernel is visible, and
+    the linear kinds' PyTorch path (the fused C++ kernel is opaque to the counter)."""
+    with sdpa_kernel(SDPBackend.MATH), reference_path(), FlopCounterMode(display=False) as counter, torch.no_grad():
         fn()
     return counter.get_total_flops()
 
