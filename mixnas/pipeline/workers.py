@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from mixnas.errors import Interrupted
 from mixnas.progress import mark_worker
+from mixnas.train.signals import set_pending_stop
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 STOPPED = ("stopped by {name}: the running trainings wrote a checkpoint; run the same command again "
@@ -40,6 +41,9 @@ def _init_worker(stop: Any) -> None:
     os.setpgrp()
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
+    # A signal ignored while a job was still starting (loading data) is not lost: its training
+    # finds the stop pending as it begins, checkpoints and stops.
+    set_pending_stop(lambda: int(signal.SIGINT) if stop.is_set() else None)
 
 
 def _run_job(function: Callable[..., Any], job: tuple) -> Any:

@@ -17,6 +17,16 @@ from mixnas.errors import Interrupted
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
+# A stop requested before the block began (e.g. Ctrl-C while a pipeline worker was still loading
+# its data, when it ignores signals): a function returning that signal or None. Pipeline worker
+# processes set it (mixnas/pipeline/workers.py); elsewhere nothing is ever pending.
+_pending: Callable[[], int | None] = lambda: None
+
+
+def set_pending_stop(check: Callable[[], int | None]) -> None:
+    global _pending
+    _pending = check
+
 
 class StopSignals:
     def __init__(self, abandon_message: Callable[[], str]):
@@ -26,7 +36,7 @@ class StopSignals:
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> "StopSignals":
-        self.received = self.agreed = None
+        self.received, self.agreed = _pending(), None
         if threading.current_thread() is threading.main_thread():
             self._previous = {sig: signal.signal(sig, self._handle) for sig in STOP_SIGNALS}
         return self

@@ -40,6 +40,26 @@ def test_a_signal_to_the_main_process_stops_every_worker_cleanly(tmp_path, sig):
     assert (tmp_path / "checkpoint-0").read_text() == str(int(sig))
 
 
+def test_a_signal_during_a_jobs_startup_stops_it_when_its_training_begins(tmp_path):
+    """Ctrl-C while the workers are still loading data (ignoring signals) is not lost: each
+    training finds the stop pending when it begins and checkpoints at once (not after its
+    whole budget)."""
+    jobs = [(str(tmp_path), i, 1.5) for i in range(2)]
+
+    def send_when_started():
+        deadline = time.monotonic() + 60
+        while len(list(tmp_path.glob("started-*"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)  # during the 1.5 s startup
+
+    threading.Thread(target=send_when_started, daemon=True).start()
+    start = time.monotonic()
+    with pytest.raises(Interrupted):
+        run_in_processes(train_until_stopped, jobs, workers=2)
+    assert time.monotonic() - start < 30  # the jobs would run a minute if the signal were lost
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-0", "checkpoint-1", "started-0", "started-1"]
+
+
 def test_interrupted_survives_pickling():
     """A worker's Interrupted crosses the process boundary with its signal and message."""
     import pickle

@@ -6,10 +6,12 @@ from mixnas.errors import Interrupted
 from mixnas.train.signals import StopSignals
 
 
-def train_until_stopped(directory: str, index: int) -> None:
-    """A stand-in for a training: 'updates' until a stop signal, then a 'checkpoint' file."""
+def train_until_stopped(directory: str, index: int, startup: float = 0.0) -> None:
+    """A stand-in for a training: `startup` seconds (loading data, signals ignored), then
+    'updates' until a stop signal, then a 'checkpoint' file."""
     out = Path(directory)
     (out / f"started-{index}").write_text("")
+    time.sleep(startup)
     with StopSignals(lambda: "abandoned") as signals:
         for _ in range(600):  # at most a minute
             if signals.requested(False):
