@@ -13,7 +13,6 @@ a changed config is refused unless `--restart` is given.
 from __future__ import annotations
 
 import dataclasses
-
 import os
 import shlex
 from contextlib import nullcontext

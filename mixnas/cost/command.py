@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
                     stat=args.stat, warmup=args.warmup, runs=args.runs, runtime=args.runtime)
     if args.lengths:
         family = family_of(arch)
-        reports = {str(n): cost_report(arch, config, options={**options, **family.length_options(n)}, **settings)
+        reports = {str(n): cost_report(arch, config, options=family.at_length(options, n), **settings)
                    for n in parse_lengths(args.lengths)}
         print_length_table(reports)
         result: dict[str, Any] = {"by_length": reports}

@@ -45,7 +45,7 @@ def flops_breakdown(arch: Any, config: Any, *, decode: bool = False, **options: 
     family = family_of(arch)
     if not decode:
         return family.flops_breakdown(arch, config, **options)
-    if not hasattr(family, "decode_flops_breakdown"):
+    if not family.decodes:
         raise ValueError(f"{family.name} models have no decoding; use count_flops")
     return family.decode_flops_breakdown(arch, config, **options)
 

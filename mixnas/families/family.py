@@ -119,12 +119,21 @@ class Family:
         o = self.options(options)
         parts = self.flops_breakdown(arch, config, **o)
         report = {**o, "flops": total(parts, True), "flops_without_embeddings": total(parts, False)}
-        if hasattr(self, "decode_flops_breakdown"):
+        if self.decodes:
             decode = self.decode_flops_breakdown(arch, config, **o)
-            state = self.decode_state_breakdown(arch, config, **o)
             report.update(decode_flops=total(decode, True), decode_flops_without_embeddings=total(decode, False),
-                          decode_state_bytes=4 * sum(state.values()))
+                          decode_state_bytes=self.decode_state_bytes(arch, config, **o))
         return report
+
+    @property
+    def decodes(self) -> bool:
+        """Whether the family decodes token by token (defines `decode_flops_breakdown`)."""
+        return hasattr(self, "decode_flops_breakdown")
+
+    def decode_state_bytes(self, arch: Any, config: Any, **options: int) -> int | None:
+        """Bytes of one sequence's fp32 decoding state at `options`; None for a family that
+        does not decode."""
+        return 4 * sum(self.decode_state_breakdown(arch, config, **options).values()) if self.decodes else None
 
     def decode_state_breakdown(self, arch: Any, config: Any, **options: int) -> dict[str, int]:
         """Values (fp32 numbers) one sequence's decoding state holds per named part at
@@ -136,6 +145,10 @@ class Family:
         """The cost options that put a model at sequence length `length` (`mixnas cost
         --lengths`). Default: the family has no variable length (a one-line ValueError)."""
         raise ValueError(f"{self.name} models have no sequence length to vary")
+
+    def at_length(self, options: dict[str, int], length: int) -> dict[str, int]:
+        """Cost `options` (defaults filled in) with the sequence length set to `length`."""
+        return self.options({**options, **self.length_options(length)})
 
     def length_of(self, options: dict[str, int]) -> int:
         """The sequence length that cost `options` put a model at (`length_options` read

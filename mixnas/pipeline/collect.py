@@ -129,10 +129,8 @@ def _row(index: int, arch, task, space, supernet, model_config,
         result = measure_latency(model, **c.latency_options(), **cost)
         row.update(latency_ms=result.ms, latency_std_ms=result.ms_std)
         protocol = result.protocol
-        family = family_for_task(cfg.task)
         for n in c.latency_lengths:
-            row[length_column(n)] = measure_latency(model, **c.latency_options(),
-                                                    **{**cost, **family.length_options(n)}).ms
+            row[length_column(n)] = measure_latency(model, **c.latency_options(), **cfg.cost_options(n)).ms
     row.update({f"feat:{n}": float(v) for n, v in zip(space.feature_names(), space.encode(arch))})
     return row, protocol
 

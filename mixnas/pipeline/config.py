@@ -313,10 +313,10 @@ class PipelineConfig:
             raise ConfigError(f"cost: {e}") from None
         for length in [*self.collect.latency_lengths, *self.retrain.lengths]:
             try:
-                family.options({**self.cost, **family.length_options(length)})
+                family.at_length(self.cost, length)
             except ValueError as e:
                 raise ConfigError(f"collect.latency_lengths / retrain.lengths: {e}") from None
-        if self.search.constraints.decode_state_bytes is not None and not hasattr(family, "decode_flops_breakdown"):
+        if self.search.constraints.decode_state_bytes is not None and not family.decodes:
             raise ConfigError(f"search.constraints.decode_state_bytes: {family.name} models do not decode; remove it")
         unsupported = family_for_task(self.task).onnxruntime_error()
         if self.collect.latency and self.collect.latency_runtime == "onnxruntime" and unsupported:
@@ -326,10 +326,12 @@ class PipelineConfig:
     def supernet_dir(self) -> Path:
         return Path(self.run_dir) / "supernet"
 
-    def cost_options(self) -> dict[str, int]:
-        """`cost` with the family's defaults filled in."""
+    def cost_options(self, length: int | None = None) -> dict[str, int]:
+        """`cost` with the family's defaults filled in, and the sequence length set to `length`
+        when given (collect.latency_lengths, retrain.lengths)."""
         from ..families import family_for_task
-        return family_for_task(self.task).options(self.cost)
+        family = family_for_task(self.task)
+        return family.options(self.cost) if length is None else family.at_length(self.cost, length)
 
     def data_config(self):
         from ..experiment import data_config_for  # lazy: experiment imports models and tasks

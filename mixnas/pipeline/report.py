@@ -60,12 +60,9 @@ def by_length(cfg: PipelineConfig, searcher, arch, latency: dict[str, Any]) -> d
     retrain.lengths, keyed by the length as a string; nothing when no lengths are set."""
     if not cfg.retrain.lengths:
         return {}
-    family = family_of(arch)
     memory = {}
-    if hasattr(family, "decode_flops_breakdown"):
-        for n in cfg.retrain.lengths:
-            options = {**cfg.cost_options(), **family.length_options(n)}
-            memory[str(n)] = 4 * sum(family.decode_state_breakdown(arch, searcher.model_config, **options).values())
+    if family_of(arch).decodes:
+        memory = {str(n): searcher.decode_state_bytes(arch, n) for n in cfg.retrain.lengths}
     return {"latency_by_length": latency.get("by_length", {}), "memory_by_length": memory}
 
 

@@ -151,9 +151,7 @@ def measured_latency(cfg: PipelineConfig, directory: Path) -> dict[str, Any]:
             return latency
     model = load_model(directory / "model")
     result = measure_latency(model, **options, **cost)
-    family = family_of(model)
-    by_length = {str(n): measure_latency(model, **options, **{**cost, **family.length_options(n)}).ms
-                 for n in cfg.retrain.lengths}
+    by_length = {str(n): measure_latency(model, **options, **cfg.cost_options(n)).ms for n in cfg.retrain.lengths}
     latency = {"ms": result.ms, "ms_mean": result.ms_mean, "ms_std": result.ms_std, "runs": len(result.runs),
                "protocol": result.protocol, "cost": cost, "by_length": by_length}
     write_json(cached, latency)

@@ -120,12 +120,10 @@ class Searcher:
     def flops(self, arch) -> int:
         return count_flops(arch, self.model_config, include_embeddings=False, **self.cfg.cost_options())
 
-    def decode_state_bytes(self, arch) -> int | None:
-        """fp32 bytes of one sequence's decoding state at the cost options; None: no decoding."""
-        family = family_of(arch)
-        if not hasattr(family, "decode_flops_breakdown"):
-            return None
-        return 4 * sum(family.decode_state_breakdown(arch, self.model_config, **self.cfg.cost_options()).values())
+    def decode_state_bytes(self, arch, length: int | None = None) -> int | None:
+        """fp32 bytes of one sequence's decoding state at the cost options (at `length` when
+        given); None: the family does not decode."""
+        return family_of(arch).decode_state_bytes(arch, self.model_config, **self.cfg.cost_options(length))
 
     def params(self, arch) -> int:
         return count_params(arch, self.model_config, include_embeddings=False)

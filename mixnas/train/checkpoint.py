@@ -41,37 +41,36 @@ def checkpoint_path(save_dir: str | Path, step: int) -> Path:
     return Path(save_dir) / f"checkpoint_{step:08d}.pt"
 
 
-def list_checkpoints(save_dir: str | Path) -> list[Path]:
-    """Complete checkpoints in `save_dir`, oldest (lowest step) first."""
-    save_dir = Path(save_dir)
-    if not save_dir.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in save_dir.iterdir() if (m := _NAME.match(p.name))]
-    return [p for _, p in sorted(found)]
-
-
 def weights_path(save_dir: str | Path, step: int) -> Path:
     return Path(save_dir) / f"weights_{step:08d}.pt"
 
 
-def _by_step(save_dir: Path, pattern: re.Pattern) -> dict[int, Path]:
+def _by_step(save_dir: str | Path, *patterns: re.Pattern) -> list[Path]:
+    """The files of `save_dir` named by `patterns` (step in group 1), oldest first; where two
+    share a step, the later pattern's file."""
+    save_dir = Path(save_dir)
     if not save_dir.is_dir():
-        return {}
-    return {int(m.group(1)): p for p in save_dir.iterdir() if (m := pattern.match(p.name))}
+        return []
+    found = {}
+    for pattern in patterns:
+        found.update({int(m.group(1)): p for p in save_dir.iterdir() if (m := pattern.match(p.name))})
+    return [found[step] for step in sorted(found)]
+
+
+def list_checkpoints(save_dir: str | Path) -> list[Path]:
+    """Complete checkpoints in `save_dir`, oldest (lowest step) first."""
+    return _by_step(save_dir, _NAME)
+
+
+def list_weight_files(save_dir: str | Path) -> list[Path]:
+    """The thinned `weights_*.pt` files in `save_dir`, oldest first."""
+    return _by_step(save_dir, _WEIGHTS_NAME)
 
 
 def averaging_sources(save_dir: str | Path) -> list[Path]:
     """Every snapshot whose weights can be averaged, oldest first: the full checkpoints and the
     weight files thinned from older ones (the full checkpoint where a step has both)."""
-    save_dir = Path(save_dir)
-    found = {**_by_step(save_dir, _WEIGHTS_NAME), **_by_step(save_dir, _NAME)}
-    return [found[step] for step in sorted(found)]
-
-
-def list_weight_files(save_dir: str | Path) -> list[Path]:
-    """The thinned `weights_*.pt` files in `save_dir`, oldest first."""
-    found = _by_step(Path(save_dir), _WEIGHTS_NAME)
-    return [found[step] for step in sorted(found)]
+    return _by_step(save_dir, _WEIGHTS_NAME, _NAME)
 
 
 def latest_checkpoint(save_dir: str | Path) -> Path | None:
