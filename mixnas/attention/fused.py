@@ -26,13 +26,10 @@ Backward (c_i = max(den_i, eps); no gradient through den where it was clamped):
 then through phi: elu: d phi/dx = min(phi, 1); cosFormer: relu'(x) (sin a g[:d] + cos a g[d:]).
 
 When it is used: `LinearKernel`'s non-causal path, for CPU float32/float64 inputs outside
-`export_mode()`. The extension is compiled with torch.utils.cpp_extension.load at first use
-(about 15 s, portable -O3, no -march=native) and cached in the torch extensions directory
-($TORCH_EXTENSIONS_DIR, default ~/.cache/torch_extensions). If it cannot be used (the build
-fails, no compiler, a CUDA tensor, another dtype) the PyTorch path runs instead, with one
-warning (`FusedFallbackWarning`) per process saying why.
-
-Environment: MIXNAS_FUSED=0 disables the fused path (always the PyTorch path, no warning).
+`export_mode()`. The extension is compiled at first use (about 15 s; extension.py says how and
+where it is cached). If it cannot be used (the build fails, no compiler, a CUDA tensor, another
+dtype) the PyTorch path runs instead, with one warning (`FusedFallbackWarning`) per process
+saying why. MIXNAS_FUSED=0 disables it (always the PyTorch path, no warning).
 
 Threads: the (batch, head) pairs run in one parallel region when there are at least as many
 pairs as threads and at least 2^22 multiply-adds in all; smaller calls run serially. Known
@@ -44,92 +41,29 @@ CPU pipeline presets' setting) never enters the region.
 """
 from __future__ import annotations
 
-import os
-import threading
-from contextlib import contextmanager
-import warnings
-from pathlib import Path
-
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from .extension import CppExtension, FusedFallbackWarning, enabled, notice, reference_path, tensor_reason
 from .mode import exporting
 
-SOURCE = Path(__file__).with_name("csrc") / "fused_linear.cpp"
+__all__ = ["fused_linear_attention", "load_extension", "unavailable_reason", "enabled", "reference_path",
+           "FusedFallbackWarning", "BLOCK"]
+
+EXT = CppExtension("mixnas_fused_linear", "fused_linear.cpp")
 BLOCK = 512  # rows per block: a (512, 128) fp32 feature block is 256 KB, well inside L2
-# Portable (no -march=native: the cache may be shared by different CPUs). The last two are
-# PyTorch's own build flags; without them gcc will not vectorise the loops' compare-and-select.
-FLAGS = ["-O3", "-fno-trapping-math", "-fno-math-errno"]
 KINDS = {"linear": 0, "cosformer": 1}  # feature-map codes of the C++ kernel
-
-
-class FusedFallbackWarning(UserWarning):
-    """The fused linear-attention kernel could not be used; the PyTorch path ran instead."""
-
-
-_lock = threading.Lock()
-_load_error: str | None = None  # why the extension is unavailable, once a build failed
-_loaded = False
-_warned = False
-
-
-_reference = threading.local()  # set by reference_path(): this thread runs the PyTorch path
-
-
-def enabled() -> bool:
-    """False when the environment variable MIXNAS_FUSED is "0" (or "false", "off"), or inside
-    `reference_path()`."""
-    if getattr(_reference, "active", False):
-        return False
-    return os.environ.get("MIXNAS_FUSED", "1").strip().lower() not in ("0", "false", "off", "no")
-
-
-@contextmanager
-def reference_path():
-    """Run the PyTorch path in this block (e.g. to count its FLOPs with FlopCounterMode, which
-    cannot see inside the C++ kernel, or to compare against it)."""
-    before = getattr(_reference, "active", False)
-    _reference.active = True
-    try:
-        yield
-    finally:
-        _reference.active = before
 
 
 def load_extension() -> str | None:
     """Build (first call) or load the C++ extension; None on success, else the reason it failed."""
-    global _loaded, _load_error
-    with _lock:
-        if _loaded or _load_error is not None:
-            return _load_error
-        try:
-            from torch.utils.cpp_extension import load
-            load(name="mixnas_fused_linear", sources=[str(SOURCE)], extra_cflags=FLAGS,
-                 is_python_module=False, verbose=False)
-            _loaded = True
-        except Exception as e:  # no compiler, no headers, a compile error: fall back
-            lines = str(e).strip().splitlines() or [type(e).__name__]
-            _load_error = f"the C++ extension could not be built ({type(e).__name__}: {lines[0][:200]})"
-        return _load_error
+    return EXT.load()
 
 
 def unavailable_reason(*tensors: Tensor) -> str | None:
     """Why the fused kernel cannot run on these tensors (None: it can)."""
-    t = tensors[0]
-    if t.device.type != "cpu":
-        return f"it runs on CPU only, the inputs are on {t.device.type}"
-    if t.dtype not in (torch.float32, torch.float64):
-        return f"it supports float32/float64 only, the inputs are {t.dtype}"
-    return load_extension()
-
-
-def _notice(reason: str) -> None:
-    global _warned
-    if not _warned:
-        _warned = True
-        warnings.warn(f"mixnas: fused linear attention not used: {reason}; using the PyTorch path "
-                      f"(set MIXNAS_FUSED=0 to silence this)", FusedFallbackWarning, stacklevel=3)
+    return tensor_reason(*tensors) or load_extension()
 
 
 def fused_linear_attention(q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor | None, kind: str,
@@ -142,7 +76,7 @@ def fused_linear_attention(q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Te
         return None
     reason = unavailable_reason(q, k, v)
     if reason is not None:
-        _notice(reason)
+        notice("fused linear attention", reason)
         return None
     mask = None if key_padding_mask is None else key_padding_mask.contiguous()
     out, s_aug_t = _FusedLinear.apply(q, k, v, mask, KINDS[kind], m, eps, block)

@@ -9,6 +9,7 @@ import torch
 
 from attention_reference import options_for, random_padding, random_qkv, reference_attention
 from mixnas.attention import build_kernel, export_mode, fused
+from mixnas.attention import extension as extension_module
 
 KINDS = ("cosformer", "linear")
 # (batch, heads, Lq, Lk, d, dv, block): lengths off the block size, cross-attention both ways,
@@ -163,7 +164,7 @@ def test_fallback_when_unavailable_warns_once_same_numbers(kind, monkeypatch):
     if fused.load_extension() is None and fused.enabled():
         fused_out = kernel(q, k, v, key_padding_mask=mask)[0]
     monkeypatch.setattr(fused, "load_extension", lambda: "simulated build failure")
-    monkeypatch.setattr(fused, "_warned", False)
+    monkeypatch.setattr(extension_module, "_warned", set())
     calls = count_fused_calls(monkeypatch)
     with pytest.warns(fused.FusedFallbackWarning, match="simulated build failure.*MIXNAS_FUSED=0") as record:
         out = kernel(q, k, v, key_padding_mask=mask)[0]
@@ -182,7 +183,7 @@ def test_disabled_by_environment_in_export_mode_and_on_the_reference_path(monkey
     kernel = kernel_for("cosformer")
     q, k, v = random_qkv(1, 2, 10, 10, 8)
     calls = count_fused_calls(monkeypatch)
-    monkeypatch.setattr(fused, "_warned", False)
+    monkeypatch.setattr(extension_module, "_warned", set())
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # neither warns
         monkeypatch.setenv("MIXNAS_FUSED", "0")
@@ -203,7 +204,7 @@ def test_causal_and_other_dtypes_are_not_fused(monkeypatch):
     kernel_for("linear")(q, k, v, causal=True)
     assert not calls
     assert "float16" in fused.unavailable_reason(q.half(), k.half(), v.half())
-    monkeypatch.setattr(fused, "_warned", False)
+    monkeypatch.setattr(extension_module, "_warned", set())
     with pytest.warns(fused.FusedFallbackWarning, match="float16"):
         kernel_for("linear", torch.float16)(q.half(), k.half(), v.half())
 

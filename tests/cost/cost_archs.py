@@ -8,7 +8,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from mixnas.attention.fused import reference_path
+from mixnas.attention.extension import reference_path
 from mixnas.families.transformer.arch import DecoderLayerArch, EncoderLayerArch, TransformerArch
 from mixnas.families.transformer.config import TransformerConfig
 from mixnas.families.vit.arch import ViTArch, ViTLayerArch
