@@ -1,0 +1,205 @@
+"""Whole-model training steps with and without the fused C++ attention kernels (issue 11).
+
+    python benchmarks/train_step.py [--cases NAME ...] [--repeats R] [--threads T] [--json PATH]
+
+What the kernels buy end to end: one training step (zero_grad + forward + cross-entropy +
+backward; no optimizer update, its cost does not depend on attention) of whole models whose
+attention uses the linear kinds, once on the fused kernels (the default) and once on the
+PyTorch paths (`mixnas.attention.extension.reference_path()`, what MIXNAS_FUSED=0 gives). The
+two are timed alternately (fused, reference, fused, ...) after warm-up so that load on a shared
+machine hits both alike; the figure per path is the median of R steps, the speedup is
+reference_ms / fused_ms. Before timing, both paths' losses and gradients are compared (the
+fused kernels are tested against the references in tests/attention; this guards the wiring).
+
+Cases (random seeded inputs, train mode, the configs' dropout set to 0 so both paths see the
+same computation):
+- fashion_mnist_vit: the Fashion-MNIST cosFormer baseline ViT (28x28, patch 4: 50 tokens),
+  batch 64; and the fashion_mnist_vit supernet at its largest architecture, all cosFormer.
+- multi30k: the Multi30k cosFormer baseline Transformer (3+3 layers), batch 32 sentences of 20
+  tokens (half padded), vocabulary 8,000; and the multi30k_small supernet at its largest
+  architecture, all cosFormer (encoder self, decoder self and cross attention).
+- lm_long: the Shakespeare character LM's cosFormer baseline (4 layers, width 128) and its
+  elu-linear twin at context 1024, batch 4 (causal: where the sequence is long enough for
+  attention to matter).
+At Multi30k's and the ViT's lengths attention is a small share of a step, so expect little
+there; the table says how much.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+from mixnas.attention.extension import reference_path
+from mixnas.attention.fused import load_extension
+from mixnas.cost.machine import machine_info
+from mixnas.experiment import resolve_arch
+from mixnas.families import family_of
+from mixnas.families.lm.config import LMConfig
+from mixnas.families.transformer.config import TransformerConfig
+from mixnas.families.vit.config import ViTConfig
+from mixnas.models import build_model
+from mixnas.space.search_space import SearchSpace
+
+
+def all_kind(arch, kind: str):
+    """`arch` with every attention field set to `kind` (layers are frozen dataclasses)."""
+    def swap(obj):
+        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            changes = {}
+            for f in dataclasses.fields(obj):
+                value = getattr(obj, f.name)
+                if "attention" in f.name and isinstance(value, str):
+                    changes[f.name] = kind
+                elif isinstance(value, (list, tuple)):
+                    changes[f.name] = type(value)(swap(v) for v in value)
+                elif dataclasses.is_dataclass(value):
+                    changes[f.name] = swap(value)
+            return dataclasses.replace(obj, **changes)
+        return obj
+    return swap(arch)
+
+
+def largest(space: SearchSpace, kind: str):
+    """The space's largest architecture with every layer of attention `kind`."""
+    return all_kind(space.largest(), kind)
+
+
+def vit_cases():
+    config = ViTConfig(image_size=28, patch_size=4, in_channels=1, num_classes=10)
+    g = torch.Generator().manual_seed(0)
+    images, labels = torch.randn(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g)
+    loss = lambda model: F.cross_entropy(model(images), labels)  # noqa: E731
+    yield "fashion_mnist_vit baseline cosformer", build_model(resolve_arch("vit_fashion_mnist_cosformer"), config), loss
+    space = SearchSpace.load("fashion_mnist_vit")
+    arch = largest(space, "cosformer")
+    supernet = family_of(arch).build_supernet(space, config)
+    supernet.set_arch(arch)
+    yield "fashion_mnist_vit supernet largest cosformer", supernet, loss
+
+
+def translation_cases():
+    vocab, batch, length = 8000, 32, 20
+    config = TransformerConfig(vocab, vocab, dropout=0.0)
+    g = torch.Generator().manual_seed(0)
+    src = torch.randint(3, vocab, (batch, length), generator=g)
+    src[: batch // 2, length // 2:] = 0  # half the batch is padded
+    prev = torch.randint(3, vocab, (batch, length), generator=g)
+    target = torch.randint(3, vocab, (batch, length), generator=g)
+    loss = lambda model: F.cross_entropy(model(src, prev).reshape(-1, vocab), target.reshape(-1))  # noqa: E731
+    yield "multi30k baseline cosformer", build_model(resolve_arch("transformer_multi30k_cosformer"), config), loss
+    space = SearchSpace.load("multi30k_small")
+    arch = largest(space, "cosformer")
+    supernet = family_of(arch).build_supernet(space, config)
+    supernet.set_arch(arch)
+    yield "multi30k supernet largest cosformer", supernet, loss
+
+
+def lm_cases(context: int = 1024, batch: int = 4):
+    config = LMConfig(vocab_size=65, context=context, dropout=0.0)
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, 65, (batch, context + 1), generator=g)
+    loss = lambda model: F.cross_entropy(model(tokens[:, :-1]).reshape(-1, 65), tokens[:, 1:].reshape(-1))  # noqa: E731
+    arch = resolve_arch("gpt_shakespeare_cosformer")
+    yield f"lm context {context} cosformer", build_model(arch, config), loss
+    yield f"lm context {context} linear", build_model(all_kind(arch, "linear"), config), loss
+
+
+CASES = {"fashion_mnist_vit": vit_cases, "multi30k": translation_cases, "lm_long": lm_cases}
+
+
+def step_ms(model, loss) -> float:
+    start = time.perf_counter()
+    model.zero_grad(set_to_none=True)
+    loss(model).backward()
+    return (time.perf_counter() - start) * 1e3
+
+
+def reference_step_ms(model, loss) -> float:
+    with reference_path():
+        return step_ms(model, loss)
+
+
+def gradients(model, loss, reference: bool) -> tuple[float, list[torch.Tensor]]:
+    model.zero_grad(set_to_none=True)
+    if reference:
+        with reference_path():
+            value = loss(model)
+            value.backward()
+    else:
+        value = loss(model)
+        value.backward()
+    return value.item(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+
+def max_difference(model, loss) -> float:
+    """Largest relative difference of loss and gradients between the two paths (fp32)."""
+    fused_loss, fused_grads = gradients(model, loss, reference=False)
+    ref_loss, ref_grads = gradients(model, loss, reference=True)
+    worst = abs(fused_loss - ref_loss) / max(abs(ref_loss), 1e-12)
+    for a, b in zip(fused_grads, ref_grads):
+        worst = max(worst, ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item())
+    return worst
+
+
+def measure(model, loss, repeats: int, warmup: int = 2) -> tuple[float, float]:
+    for _ in range(warmup):
+        step_ms(model, loss)
+        reference_step_ms(model, loss)
+    fused, ref = [], []
+    for _ in range(repeats):  # alternate, so machine load affects both alike
+        fused.append(step_ms(model, loss))
+        ref.append(reference_step_ms(model, loss))
+    return statistics.median(fused), statistics.median(ref)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--repeats", type=int, default=10, help="timed steps per path and model")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1, the pipeline presets' setting)")
+    parser.add_argument("--context", type=int, default=1024, help="lm_long's sequence length")
+    parser.add_argument("--json", help="write the results to this JSON file")
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or args.threads < 1 or args.context < 2:
+        parser.error("--repeats and --threads must be positive, --context at least 2")
+    reason = load_extension()
+    if reason is not None:
+        print(f"train_step: the fused kernels are unavailable here ({reason}); nothing to compare", file=sys.stderr)
+        return 2
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    builders = {**CASES, "lm_long": lambda: lm_cases(args.context)}
+    rows = []
+    print(f"{'model':<46} {'fused_ms':>9} {'pytorch_ms':>11} {'speedup':>8} {'max_rel_diff':>13}")
+    for case in args.cases:
+        for name, model, loss in builders[case]():
+            model.train()
+            diff = max_difference(model, loss)
+            fused_ms, ref_ms = measure(model, loss, args.repeats)
+            row = {"case": case, "model": name, "fused_ms": round(fused_ms, 3), "pytorch_ms": round(ref_ms, 3),
+                   "speedup": round(ref_ms / fused_ms, 4), "max_rel_diff": diff}
+            rows.append(row)
+            print(f"{name:<46} {fused_ms:>9.2f} {ref_ms:>11.2f} {row['speedup']:>8.3f} {diff:>13.2e}", flush=True)
+    if args.json:
+        report = {"rows": rows, "threads": args.threads, "repeats": args.repeats, "context": args.context,
+                  "machine": machine_info(), "torch": torch.__version__, "platform": platform.platform(),
+                  "cpus": os.cpu_count()}
+        tmp = args.json + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(report, f, indent=2)
+        os.replace(tmp, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
