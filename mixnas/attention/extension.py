@@ -24,9 +24,14 @@ import torch
 from torch import Tensor
 
 CSRC = Path(__file__).with_name("csrc")
-# Portable (no -march=native: the cache may be shared by different CPUs). The last two are
-# PyTorch's own build flags; without them gcc will not vectorise loops' compare-and-select.
-FLAGS = ["-O3", "-fno-trapping-math", "-fno-math-errno"]
+# Portable (no -march=native: the cache may be shared by different CPUs). -fno-trapping-math and
+# -fno-math-errno are PyTorch's own build flags; without them gcc will not vectorise loops'
+# compare-and-select. -fopenmp: ATen's OpenMP backend of at::parallel_for lives in its headers
+# (`#pragma omp parallel` in ParallelOpenMP.h); compiled without it the pragma is dropped and
+# every parallel_for of an extension runs on one thread (while marking itself a parallel region,
+# so the matmuls inside run on one thread too). At run time the extension shares torch's libgomp.
+FLAGS = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-fopenmp"]
+LDFLAGS = ["-fopenmp"]
 
 
 class FusedFallbackWarning(UserWarning):
@@ -85,8 +90,8 @@ class CppExtension:
                 return self._error
             try:
                 from torch.utils.cpp_extension import load
-                load(name=self.name, sources=self.sources, extra_cflags=FLAGS, is_python_module=False,
-                     verbose=False)
+                load(name=self.name, sources=self.sources, extra_cflags=FLAGS, extra_ldflags=LDFLAGS,
+                     is_python_module=False, verbose=False)
                 self._loaded = True
             except Exception as e:  # no compiler, no headers, a compile error: fall back
                 lines = str(e).strip().splitlines() or [type(e).__name__]
