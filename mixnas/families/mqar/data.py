@@ -25,14 +25,6 @@ positions make every key-to-query distance equally likely, so accuracy measures 
 the whole context, not mostly over short distances, and blank fillers keep the only keys in
 the remainder the queried ones (a random filler key would be an unanswered query).
 
-Curriculum (`min_pairs` > 0, training pool only): each training example holds a number of
-pairs drawn uniformly from min_pairs..num_pairs, at the same positions as above (the unused
-pair slots blank) and queries only those (min(Q, its pairs) queries, the unused query slots
-blank). Validation and test keep num_pairs pairs. Why: with many pairs a softmax model sits on
-a long plateau (it learns "one of the values in context", loss ln P) before recall appears;
-examples with few pairs show the mechanism early (our finding on CPU budgets, see the mqar
-preset). 0 (the default): every example has num_pairs pairs.
-
 Splits: each split is a fixed pool of examples drawn from its own generator, seeded by
 (seed, split), so the pools are reproducible and independent; two pools share an example only
 if every key, value and query position coincides (probability < 1e-30 at the presets' sizes).
@@ -59,7 +51,6 @@ class MQARDataConfig:
     seq_len: int = 64           # tokens per example (= model.config.context)
     num_pairs: int = 8          # key-value pairs at the start of each example
     num_queries: int = 0        # queried keys per example (0: num_pairs, each key once)
-    min_pairs: int = 0          # training curriculum: pairs per example uniform in min_pairs..num_pairs (0: off)
     train_examples: int = 20_000  # the fixed training pool
     val_examples: int = 500
     test_examples: int = 1000
@@ -75,9 +66,6 @@ class MQARDataConfig:
                 raise ConfigError(f"data.{key} must be a positive integer, got {value!r}")
         if isinstance(self.num_queries, bool) or not isinstance(self.num_queries, int) or self.num_queries < 0:
             raise ConfigError(f"data.num_queries must be an integer >= 0 (0: num_pairs), got {self.num_queries!r}")
-        if isinstance(self.min_pairs, bool) or not isinstance(self.min_pairs, int) or not 0 <= self.min_pairs <= self.num_pairs:
-            raise ConfigError(f"data.min_pairs must be an integer in 0..num_pairs={self.num_pairs} (0: every example "
-                              f"has num_pairs pairs), got {self.min_pairs!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"data.seed must be an integer >= 0, got {self.seed!r}")
         if self.train_examples < self.batch_size:
@@ -123,28 +111,7 @@ def generate(config: MQARDataConfig, split: str) -> LMBatch:
     inputs[:, 0:2 * p:2], inputs[:, 1:2 * p:2] = keys, values
     inputs.scatter_(1, where, keys.gather(1, asked))
     targets = torch.full_like(inputs, IGNORE).scatter_(1, where, values.gather(1, asked))
-    if split == "train" and c.min_pairs:
-        inputs, targets = _fewer_pairs(generator, inputs, targets, keys, values, where, c)
     return LMBatch(inputs, targets)
-
-
-def _fewer_pairs(generator, inputs, targets, keys, values, where, c: MQARDataConfig):
-    """The curriculum: example i keeps its first n_i pairs, n_i uniform in min_pairs..num_pairs,
-    and queries min(Q, n_i) distinct ones of them at as many of its Q query positions, chosen at
-    random (the other query positions blank)."""
-    n, p, q = len(inputs), c.num_pairs, c.queries
-    kept = torch.randint(c.min_pairs, p + 1, (n, 1), generator=generator)
-    slot = torch.arange(p)[None, :]
-    inputs[:, :2 * p][torch.arange(2 * p)[None, :] // 2 >= kept] = 0       # unused pair slots: blank
-    # Queried pairs: a random order of the kept pairs (the others sort last), the first min(Q, n_i).
-    order = torch.rand(n, p, generator=generator).masked_fill(slot >= kept, 2.0).argsort(dim=1)[:, :q]
-    used = torch.arange(q)[None, :] < kept.clamp(max=q)
-    query_keys = torch.where(used, keys.gather(1, order), torch.zeros_like(order))
-    query_values = torch.where(used, values.gather(1, order), torch.full_like(order, IGNORE))
-    where = where.gather(1, torch.rand(n, q, generator=generator).argsort(dim=1))  # used slots at random
-    inputs.scatter_(1, where, query_keys)
-    targets.scatter_(1, where, query_values)
-    return inputs, targets
 
 
 def train_batches(pool: LMBatch, batch_size: int, seed: int) -> EpochBatches:

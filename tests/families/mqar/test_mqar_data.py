@@ -64,32 +64,3 @@ def test_config_errors_are_one_line(data, message):
     with pytest.raises(ConfigError, match=message) as error:
         from_dict(MQARDataConfig, data, "data")
     assert "\n" not in str(error.value)
-
-
-def test_curriculum_varies_the_pairs_of_training_examples_only():
-    config = MQARDataConfig(**{**CONFIG.__dict__, "min_pairs": 1})
-    p = config.num_pairs
-    assert torch.equal(generate(config, "val").inputs, generate(CONFIG, "val").inputs)  # eval pools unchanged
-    batch = generate(config, "train")
-    assert torch.equal(batch.inputs, generate(config, "train").inputs)  # still a pure function
-    counts = []
-    for inputs, targets in zip(batch.inputs.tolist(), batch.targets.tolist()):
-        kept = sum(1 for k in inputs[0:2 * p:2] if k != 0)
-        counts.append(kept)
-        keys, values = inputs[0:2 * kept:2], inputs[1:2 * kept:2]
-        assert 1 <= kept <= p and inputs[2 * kept:2 * p] == [0] * (2 * (p - kept))  # unused slots blank
-        assert all(k != 0 for k in keys) and all(v != 0 for v in values)
-        asked = [t for t in range(2 * p, 24) if targets[t] != IGNORE]
-        assert len(asked) == min(config.queries, kept) and len({inputs[t] for t in asked}) == len(asked)
-        for t in asked:
-            assert targets[t] == values[keys.index(inputs[t])]
-        assert all(inputs[t] == 0 for t in range(2 * p, 24) if t not in asked)  # no unanswered key
-    assert set(counts) == set(range(1, p + 1))  # every size occurs in 300 examples
-    last = [max(t for t in range(2 * p, 24) if tg[t] != IGNORE) for tg in batch.targets.tolist()
-            if sum(1 for x in tg if x != IGNORE) == 1]
-    assert len(set(last)) > 3  # a single query is not always at the earliest slot
-
-
-def test_curriculum_bound_is_checked():
-    with pytest.raises(ConfigError, match=r"data.min_pairs must be an integer in 0..num_pairs=8"):
-        from_dict(MQARDataConfig, {"num_pairs": 8, "min_pairs": 9}, "data")
