@@ -7,8 +7,8 @@ Setting: B=1, H=8, head dim 64, fp32, torch.set_num_threads(2) (--threads), ever
 non-causal and causal self-attention, plus the baseline kind `cosformer_cumsum_reference`
 (causal cosFormer through the (N, 2d, d) cumulative-sum form of the reference code).
 
-- The linear kinds' non-causal rows use the fused C++ kernel when it builds (issue 11;
-  MIXNAS_FUSED=0: the PyTorch feature path); `--fused-compare` measures both side by side.
+- The linear kinds' rows (non-causal and causal) use the fused C++ kernels when they build
+  (issue 11; MIXNAS_FUSED=0: the PyTorch feature path); `--fused-compare` measures both side by side.
 - `fwd`: the kernel's forward on inputs that do not require grad (inference forward).
 - `fwd_bwd`: forward on inputs that require grad, then backward of the output's sum.
 - `ms`: median wall time over R timed calls after one warm-up call (fewer calls when one
@@ -283,50 +283,70 @@ def _round(x):
 
 # --------------------------------------------------------------------------- issue 11: fused kernel
 def fused_comparison(lengths: list[int], repeats: int, machine: dict) -> dict:
-    """Non-causal cosFormer through the fused C++ kernel ("fused") and the PyTorch feature path
-    ("pytorch", MIXNAS_FUSED=0), fwd and fwd_bwd at each length, side by side, plus softmax
-    (fused SDPA) fwd_bwd at 4096 for the memory ratio; the same protocol as the main table."""
+    """cosFormer through the fused C++ kernels ("fused") and the PyTorch feature path ("pytorch",
+    MIXNAS_FUSED=0), non-causal and causal, fwd and fwd_bwd at each length, side by side, plus
+    softmax (fused SDPA, `is_causal=True` when causal) at 4096 for the time and memory ratios;
+    the same protocol as the main table. `targets`: issue 11's goals on this run's ratios."""
     from mixnas.attention import fused
     reason = fused.load_extension()
     if reason is not None:
         print(f"fused extension unavailable: {reason}")
     rows, saved = [], os.environ.get("MIXNAS_FUSED")
     variants = [("fused", "cosformer", "1"), ("pytorch", "cosformer", "0"), ("sdpa", "softmax", "1")]
-    for n in sorted(lengths):
-        for variant, kind, setting in variants:
-            if variant == "sdpa" and n != 4096:
-                continue
-            fn = attention_fn(kind, False)
-            for pass_name in ("fwd_bwd",) if variant == "sdpa" else ("fwd", "fwd_bwd"):
-                qkv = inputs(n, grad=pass_name == "fwd_bwd")
-                os.environ["MIXNAS_FUSED"] = setting  # read at every call by mixnas.attention.fused
-                call = lambda: run_pass(fn, qkv, pass_name)  # noqa: E731
-                peak = peak_mb(call)
-                single_s = timings_ms(call, 1)[0] / 1e3
-                ms, min_ms = timings_ms(call, max(1, min(repeats, int(10 / max(single_s, 1e-4)))))
-                row = {"variant": variant, "n": n, "pass": pass_name, "ms": round(ms, 3), "min_ms": round(min_ms, 3),
-                       "peak_mb": round(peak, 2)}
-                rows.append(row)
-                print(f"{variant:>8} {n:>6} {pass_name:>8} {ms:>10.2f} ms {min_ms:>10.2f} ms {peak:>9.1f} MB", flush=True)
+    for causal in (False, True):
+        for n in sorted(lengths):
+            for variant, kind, setting in variants:
+                if variant == "sdpa" and n != 4096:
+                    continue
+                fn = attention_fn(kind, causal)
+                for pass_name in ("fwd", "fwd_bwd"):
+                    qkv = inputs(n, grad=pass_name == "fwd_bwd")
+                    os.environ["MIXNAS_FUSED"] = setting  # read at every call by mixnas.attention.fused
+                    call = lambda: run_pass(fn, qkv, pass_name)  # noqa: E731
+                    peak = peak_mb(call)
+                    single_s = timings_ms(call, 1)[0] / 1e3
+                    ms, min_ms = timings_ms(call, max(1, min(repeats, int(10 / max(single_s, 1e-4)))))
+                    row = {"variant": variant, "causal": causal, "n": n, "pass": pass_name, "ms": round(ms, 3),
+                           "min_ms": round(min_ms, 3), "peak_mb": round(peak, 2)}
+                    rows.append(row)
+                    print(f"{variant:>8} {'causal' if causal else 'full':>6} {n:>6} {pass_name:>8} {ms:>10.2f} ms "
+                          f"{min_ms:>10.2f} ms {peak:>9.1f} MB", flush=True)
     os.environ.pop("MIXNAS_FUSED") if saved is None else os.environ.update(MIXNAS_FUSED=saved)
-    get = {(r["variant"], r["n"], r["pass"]): r for r in rows}
+    get = {(r["variant"], r["causal"], r["n"], r["pass"]): r for r in rows}
     summary = {}
     for variant in ("fused", "pytorch"):
         for stat in ("ms", "min_ms"):
-            small, big = get.get((variant, 1024, "fwd_bwd")), get.get((variant, 8192, "fwd_bwd"))
-            fwd, sdpa = get.get((variant, 8192, "fwd")), get.get(("sdpa", 4096, "fwd_bwd"))
-            mine = get.get((variant, 4096, "fwd_bwd"))
+            small, big = get.get((variant, False, 1024, "fwd_bwd")), get.get((variant, False, 8192, "fwd_bwd"))
+            fwd = get.get((variant, False, 8192, "fwd"))
             matmul = machine["matmul_gflops" if stat == "ms" else "matmul_gflops_best"]
-            summary[f"{variant}/{stat}"] = {
-                "time_exponent_1024_8192": None if not (small and big) else
-                _round(math.log(big[stat] / small[stat]) / math.log(8)),
-                "fwd_8192_share_of_matmul": None if not fwd else
-                _round(cosformer_forward_flops(8192) / (fwd[stat] / 1e3) / 1e9 / matmul),
-                "peak_4096_vs_sdpa": None if not (mine and sdpa) else _round(mine["peak_mb"] / sdpa["peak_mb"])}
-    print("\nissue 11 targets: exponent <= 1.10, fwd share of matmul >= 0.40, peak vs SDPA <= 1.25")
+            entry = {"time_exponent_1024_8192": None if not (small and big) else
+                     _round(math.log(big[stat] / small[stat]) / math.log(8)),
+                     "fwd_8192_share_of_matmul": None if not fwd else
+                     _round(cosformer_forward_flops(8192) / (fwd[stat] / 1e3) / 1e9 / matmul)}
+            for causal, mode in ((False, "full"), (True, "causal")):
+                mine, sdpa = get.get((variant, causal, 4096, "fwd_bwd")), get.get(("sdpa", causal, 4096, "fwd_bwd"))
+                both = mine is not None and sdpa is not None
+                entry[f"{mode}_sdpa_time_over_mine_4096"] = _round(sdpa[stat] / mine[stat]) if both else None
+                entry[f"{mode}_peak_4096_vs_sdpa"] = _round(mine["peak_mb"] / sdpa["peak_mb"]) if both else None
+            summary[f"{variant}/{stat}"] = entry
+    print("\nissue 11 goals: non-causal exponent <= 1.10, fwd share of matmul >= 0.40; fwd+bwd at N=4096: "
+          "causal SDPA time / causal cosFormer >= 8, peak vs SDPA <= 1.25")
     for key, values in summary.items():
         print(f"  {key:>16}: " + ", ".join(f"{k} {v}" for k, v in values.items()))
-    return {"rows": rows, "summary": summary, "extension_error": reason}
+    targets = []
+    for name, key, op, goal in [
+            ("causal cosFormer fwd+bwd >= 8x causal SDPA at N=4096", "causal_sdpa_time_over_mine_4096", ">=", 8),
+            ("cosFormer fwd+bwd peak memory <= 1.25x fused SDPA at N=4096, non-causal", "full_peak_4096_vs_sdpa",
+             "<=", 1.25),
+            ("cosFormer fwd+bwd peak memory <= 1.25x fused SDPA at N=4096, causal", "causal_peak_4096_vs_sdpa",
+             "<=", 1.25)]:
+        measured, from_min = summary["fused/ms"][key], summary["fused/min_ms"][key]
+        ok = None if measured is None else (measured >= goal if op == ">=" else measured <= goal)
+        targets.append({"target": name, "goal": f"{op} {goal}", "measured": measured, "measured_from_min": from_min,
+                        "pass": ok})
+        print(f"  {dict([(True, 'PASS'), (False, 'MISS'), (None, 'n/a ')])[ok]} {name}: {measured} "
+              f"(from minima: {from_min})")
+    return {"rows": rows, "summary": summary, "targets": targets, "extension_error": reason}
 
 
 def main(argv=None) -> int:
@@ -340,7 +360,7 @@ def main(argv=None) -> int:
                         help="wall: elapsed time (issue 2). oncpu / cpu (need --threads 1): elapsed time minus "
                              "the thread's waits for a CPU / its CPU time, for a machine shared with other jobs")
     parser.add_argument("--fused-compare", action="store_true",
-                        help="issue 11: only fused vs PyTorch non-causal cosFormer (default lengths 1024..8192)")
+                        help="issue 11: only fused vs PyTorch cosFormer, non-causal and causal (default lengths 1024..8192)")
     args = parser.parse_args(argv)
     if args.lengths is None:
         args.lengths = [1024, 2048, 4096, 8192] if args.fused_compare else [256, 1024, 4096, 8192]
@@ -365,7 +385,8 @@ def main(argv=None) -> int:
     if args.fused_compare:
         comparison = fused_comparison(args.lengths, args.repeats, machine)
         if args.json:
-            write_json(args.json, {"machine": machine, "fused_compare": comparison}, allow_nan=True)
+            write_json(args.json, {"machine": machine, "fused_compare": comparison, "targets": comparison["targets"]},
+                       allow_nan=True)
             print(f"wrote {args.json}")
         return 0
     print(f"{'kind':>28} {'mode':>6} {'N':>6} {'pass':>8} {'median':>14} {'min':>14} {'peak':>13}")

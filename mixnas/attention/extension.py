@@ -49,6 +49,29 @@ def enabled() -> bool:
     return os.environ.get("MIXNAS_FUSED", "1").strip().lower() not in ("0", "false", "off", "no")
 
 
+def applicable() -> bool:
+    """Whether a fused kernel may run now: `enabled()`, not exporting (an exported graph must hold
+    the PyTorch ops), and no TorchDispatchMode active (FlopCounterMode and other modes see a
+    C++ kernel as one opaque op, so the FLOPs they count or the graph they trace would miss the
+    attention). Otherwise the PyTorch path runs, silently."""
+    from torch.utils._python_dispatch import is_in_torch_dispatch_mode
+
+    from .mode import exporting
+    return enabled() and not exporting() and not is_in_torch_dispatch_mode()
+
+
+def ready(what: str, unavailable, *tensors: Tensor) -> bool:
+    """Whether the fused kernel `what` runs on these tensors: `applicable()` and
+    `unavailable(*tensors)` gives no reason (the first reason per process and kernel warns)."""
+    if not applicable():
+        return False
+    reason = unavailable(*tensors)
+    if reason is not None:
+        notice(what, reason)
+        return False
+    return True
+
+
 @contextmanager
 def reference_path():
     """Run the PyTorch paths in this block (to count their FLOPs, or to compare against them)."""

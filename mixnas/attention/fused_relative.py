@@ -53,8 +53,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from . import extension
-from .extension import CppExtension, FusedFallbackWarning, enabled, notice, reference_path, tensor_reason
-from .mode import exporting
+from .extension import CppExtension, FusedFallbackWarning, enabled, reference_path, tensor_reason
 
 __all__ = ["fused_relative_attention", "ready", "load_extension", "unavailable_reason", "enabled", "reference_path",
            "FusedFallbackWarning", "BLOCK_Q", "BLOCK_K"]
@@ -77,15 +76,8 @@ def unavailable_reason(*tensors: Tensor) -> str | None:
 
 
 def ready(*tensors: Tensor) -> bool:
-    """Whether the fused path runs on these tensors: not exporting, enabled, and available (the
-    first unavailability per process warns with the reason)."""
-    if exporting() or not enabled():
-        return False
-    reason = unavailable_reason(*tensors)
-    if reason is not None:
-        notice("fused relative attention", reason)
-        return False
-    return True
+    """Whether the fused path runs on these tensors (`extension.ready`)."""
+    return extension.ready("fused relative attention", unavailable_reason, *tensors)
 
 
 def fused_relative_attention(q: Tensor, k: Tensor, v: Tensor, rel_k: Tensor, rel_v: Tensor, *, causal: bool,

@@ -19,9 +19,8 @@ import torch
 from torch import nn
 
 from . import fused_relative
-from .kernels import KVCacheKernel, _cat_masks
+from .kernels import KVCacheKernel
 from .registry import AttentionSpec, register
-from .state import KVCache, advance
 
 
 class RelativeKernel(KVCacheKernel):
@@ -39,38 +38,18 @@ class RelativeKernel(KVCacheKernel):
         k = self.max_relative_position
         return (kpos[None, :] - qpos[:, None]).clamp(-k, k) + k
 
-    # The fused kernel takes the mask's structure (causal flag, query offset, key padding), so
-    # these two override KVCacheKernel's, which build the dense (Lq, Lk) bool mask for `attend`
-    # (the state bookkeeping is the same as there; the PyTorch path is theirs, unchanged).
-    def _compute(self, q, k, v, causal, key_padding_mask, state, return_state, m=None):
+    def attend_keys(self, q, k, v, causal, q_offset, key_padding_mask):
+        """The fused kernel takes the mask's structure (causal flag, query offset, key padding)
+        and never builds the (Lq, Lk) mask; else KVCacheKernel's dense mask and `attend`."""
         if not self._fuse(q, k, v):
-            return super()._compute(q, k, v, causal, key_padding_mask, state, return_state, m)
-        lq, q_offset = q.shape[2], 0
-        if state is not None:
-            q_offset = state.offset
-            key_padding_mask = _cat_masks(state.key_padding_mask, key_padding_mask, state.k.shape[2], k.shape[2],
-                                          k.shape[0], k.device)
-            k, v = torch.cat([state.k, k], dim=2), torch.cat([state.v, v], dim=2)
-        out = self._fused(q, k, v, causal, q_offset, key_padding_mask)
-        new_state = None
-        if return_state or state is not None:
-            new_state = KVCache(k, v, key_padding_mask, q_offset + lq, static=not causal)
-        return out, new_state
-
-    def _from_static(self, q, state: KVCache):
-        if not self._fuse(q, state.k, state.v):
-            return super()._from_static(q, state)
-        out = self._fused(q, state.k, state.v, False, state.offset, state.key_padding_mask)
-        return out, advance(state, q.shape[2])
+            return super().attend_keys(q, k, v, causal, q_offset, key_padding_mask)
+        return fused_relative.fused_relative_attention(q, k, v, self.rel_k, self.rel_v, causal=causal,
+                                                       q_offset=q_offset, key_padding_mask=key_padding_mask)
 
     def _fuse(self, *tensors) -> bool:
         """The fused kernel runs unless dropout is active (it is only in the PyTorch path) or
         the fused path is off or unavailable (fused_relative.ready)."""
         return not (self.training and self.dropout > 0) and fused_relative.ready(*tensors)
-
-    def _fused(self, q, k, v, causal, q_offset, key_padding_mask):
-        return fused_relative.fused_relative_attention(q, k, v, self.rel_k, self.rel_v, causal=causal,
-                                                       q_offset=q_offset, key_padding_mask=key_padding_mask)
 
     def attend(self, q, k, v, mask, q_offset):
         """The PyTorch path: dense (B, H, Lq, Lk) scores, gather and scatter."""
