@@ -116,6 +116,10 @@ class LinearKernel(AttentionKernel):
     # The feature map's name in the fused CPU kernels (fused.py), None: the kind has none there.
     # A subclass that changes `features` must reset it.
     fused_kind: str | None = None
+    # The shortest sequence (non-causal: max(Lq, Lk); causal: L) for which the fused kernels run:
+    # below it the PyTorch path is faster, because the kernel's fixed cost per (batch, head)
+    # pair outweighs short sequences' work. Each kind sets its own, measured (see its file).
+    fused_min_length: tuple[int, int] = (1, 2)  # (non-causal, causal); causal needs >= 2
 
     def __init__(self, head_dim: int, dropout: float = 0.0, eps: float = 1e-6, chunk: int = 64):
         super().__init__(head_dim, dropout)
@@ -147,10 +151,11 @@ class LinearKernel(AttentionKernel):
         q_offset = state.offset if state is not None else 0
         m = self.resolve_m(lq, lk, causal=causal, state=state, m=m, return_state=return_state)
         fused = None  # stays None where the fused kernels are disabled or unavailable
-        if self.fused_kind is not None and not causal:
+        full_min, causal_min = self.fused_min_length
+        if self.fused_kind is not None and not causal and max(lq, lk) >= full_min:
             fused = fused_linear_attention(q, k, v, key_padding_mask, self.fused_kind,
                                            self.fused_m(lq, lk, m), self.eps)
-        elif self.fused_kind is not None and lq > 1:
+        elif self.fused_kind is not None and causal and lq >= max(2, causal_min):
             # A single decoding step keeps the PyTorch recurrence: measured faster there (B=1,
             # H=8, d=64: ~105 us vs ~170 us for the kernel call with its state copies).
             end = q_offset + lq  # self-attention: queries and keys at q_offset .. end - 1

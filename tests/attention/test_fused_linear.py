@@ -27,6 +27,15 @@ def extension():
         pytest.skip(f"fused extension unavailable on this machine: {reason}")
 
 
+@pytest.fixture(autouse=True)
+def fused_at_every_length(monkeypatch):
+    """The kinds use the fused kernels from a measured length on (`fused_min_length`); these
+    tests check the kernels at small sizes, so they lower it. test_fused_min_length checks the
+    real thresholds."""
+    for kind in KINDS:
+        monkeypatch.setattr(type(build_kernel(kind, 8)), "fused_min_length", (1, 2))
+
+
 def kernel_for(kind, dtype=torch.float64, **options):
     return build_kernel(kind, 16, **{**options_for(kind), **options}).to(dtype)
 
@@ -384,3 +393,24 @@ def test_parallel_region_with_inputs_that_require_grad(extension):
             torch.set_num_threads(threads)
     for a, r in zip(*results):
         torch.testing.assert_close(a, r, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_fused_min_length(extension, kind, monkeypatch):
+    """Below a kind's measured thresholds the PyTorch path runs (faster there), from them on
+    the fused kernels; the numbers agree either way."""
+    monkeypatch.undo()  # the real thresholds, not the autouse fixture's
+    kernel = kernel_for(kind, max_len=8192) if kind == "cosformer" else kernel_for(kind)
+    full_min, causal_min = kernel.fused_min_length
+    assert 2 <= causal_min <= full_min
+    calls = []
+    for name, cls in (("full", fused._FusedLinear), ("causal", fused._FusedCausal)):
+        monkeypatch.setattr(cls, "apply", lambda *a, _apply=cls.apply, _name=name: calls.append(_name) or _apply(*a))
+    for causal, length, expected in ((False, full_min - 1, []), (False, full_min, ["full"]),
+                                     (True, causal_min - 1, []), (True, causal_min, ["causal"])):
+        calls.clear()
+        q, k, v = random_qkv(1, 1, length, length, 16, seed=length)
+        out = kernel(q, k, v, causal=causal)[0]
+        assert calls == expected, (causal, length)
+        with fused.reference_path():
+            torch.testing.assert_close(out, kernel(q, k, v, causal=causal)[0], **TOL[torch.float64])

@@ -17,6 +17,13 @@ TOL = {torch.float64: dict(atol=1e-10, rtol=1e-10), torch.float32: dict(atol=2e-
 MASKS = ["none", "causal", "pad", "both"]
 
 
+@pytest.fixture(autouse=True)
+def fused_at_every_length(monkeypatch):
+    """The kind uses the fused kernel from a measured length on (`fused_min_length`); these
+    tests check it at small sizes, so they lower it (test_fused_min_length checks the real one)."""
+    monkeypatch.setattr(type(build_kernel("relative", 8)), "fused_min_length", 1)
+
+
 @pytest.fixture(scope="module")
 def extension():
     reason = fused_relative.load_extension()
@@ -263,3 +270,21 @@ def test_other_dtypes_fall_back_with_reason(monkeypatch):
     kernel = make_kernel(3, 8, torch.bfloat16)
     with pytest.warns(fused_relative.FusedFallbackWarning, match="bfloat16"):
         kernel(q.bfloat16(), k.bfloat16(), v.bfloat16())
+
+
+def test_fused_min_length(extension, monkeypatch):
+    """Below the measured threshold (keys or queries) the PyTorch path runs, from it the fused
+    kernel; the numbers agree either way."""
+    monkeypatch.undo()
+    kernel = build_kernel("relative", 16).double()
+    threshold = kernel.fused_min_length
+    calls = []
+    apply = fused_relative._FusedRelative.apply
+    monkeypatch.setattr(fused_relative._FusedRelative, "apply", lambda *a: calls.append(1) or apply(*a))
+    for length, expected in ((threshold - 1, 0), (threshold, 1)):
+        calls.clear()
+        q, k, v = random_qkv(1, 2, length, length, 16, seed=length)
+        out = kernel(q, k, v, causal=True)[0]
+        assert len(calls) == expected, length
+        with fused_relative.reference_path():
+            torch.testing.assert_close(out, kernel(q, k, v, causal=True)[0], **TOL[torch.float64])
