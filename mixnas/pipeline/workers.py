@@ -84,15 +84,17 @@ def run_in_processes(function: Callable[..., Any], jobs: list[tuple], workers: i
         previous = ({sig: signal.signal(sig, forward) for sig in STOP_SIGNALS}
                     if threading.current_thread() is threading.main_thread() else {})
         try:
-            for n, future in enumerate(as_completed(futures), 1):
+            finished = 0  # jobs that ran to the end (cancelled and stopped ones do not count)
+            for future in as_completed(futures):
                 try:
                     future.result()
                 except (CancelledError, Interrupted):
                     if not received:
                         raise
                     continue
+                finished += 1
                 if on_done is not None:
-                    on_done(n)
+                    on_done(finished)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

@@ -5,7 +5,7 @@ import threading
 import time
 
 import pytest
-from worker_jobs import train_until_stopped, write
+from worker_jobs import finish_despite_stop, train_until_stopped, write
 
 from mixnas.errors import Interrupted
 from mixnas.pipeline.workers import run_in_processes
@@ -58,6 +58,25 @@ def test_a_signal_during_a_jobs_startup_stops_it_when_its_training_begins(tmp_pa
         run_in_processes(train_until_stopped, jobs, workers=2)
     assert time.monotonic() - start < 30  # the jobs would run a minute if the signal were lost
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-0", "checkpoint-1", "started-0", "started-1"]
+
+
+def test_progress_counts_only_the_jobs_that_finished_when_stopped(tmp_path):
+    """Cancelled and stopped jobs are not reported as finished (a stop once printed
+    'trainings finished 18/18' after one of 18 had)."""
+    finished = []
+
+    def send_when_started():
+        deadline = time.monotonic() + 60
+        while len(list(tmp_path.glob("started-*"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=send_when_started, daemon=True).start()
+    with pytest.raises(Interrupted):
+        run_in_processes(finish_despite_stop, [(str(tmp_path), i) for i in range(5)], workers=2,
+                         on_done=finished.append)
+    # jobs 2-4 were cancelled (their futures complete first), job 0 stopped, job 1 finished
+    assert (tmp_path / "done-1").exists() and not (tmp_path / "started-2").exists() and finished == [1]
 
 
 def test_interrupted_survives_pickling():
