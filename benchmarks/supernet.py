@@ -78,15 +78,21 @@ def step_ms(model, loss) -> float:
     return (time.perf_counter() - start) * 1e3
 
 
-def measure(supernet, model, loss, repeats: int, warmup: int = 3) -> tuple[float, float]:
+def alternate(first, second, repeats: int, warmup: int = 3) -> tuple[float, float]:
+    """Median ms of first() and second() (each times one step and returns its ms), called in
+    turn after `warmup` untimed rounds, so load on a shared machine hits both alike."""
     for _ in range(warmup):
-        step_ms(supernet, loss)
-        step_ms(model, loss)
-    sup, std = [], []
-    for _ in range(repeats):  # alternate, so machine load affects both alike
-        sup.append(step_ms(supernet, loss))
-        std.append(step_ms(model, loss))
-    return statistics.median(sup), statistics.median(std)
+        first()
+        second()
+    a, b = [], []
+    for _ in range(repeats):
+        a.append(first())
+        b.append(second())
+    return statistics.median(a), statistics.median(b)
+
+
+def measure(supernet, model, loss, repeats: int, warmup: int = 3) -> tuple[float, float]:
+    return alternate(lambda: step_ms(supernet, loss), lambda: step_ms(model, loss), repeats, warmup)
 
 
 def main(argv=None) -> int:

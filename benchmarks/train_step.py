@@ -27,28 +27,31 @@ there; the table says how much.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import dataclasses
 import json
 import os
 import platform
-import statistics
 import sys
-import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from mixnas.attention.extension import reference_path
-from mixnas.attention.fused import load_extension
-from mixnas.cost.machine import machine_info
-from mixnas.experiment import resolve_arch
-from mixnas.families import family_of
-from mixnas.families.lm.config import LMConfig
-from mixnas.families.transformer.config import TransformerConfig
-from mixnas.families.vit.config import ViTConfig
-from mixnas.models import build_model
-from mixnas.space.search_space import SearchSpace
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from supernet import alternate, step_ms  # noqa: E402  (benchmarks/supernet.py: alternated step timing)
+
+from mixnas.attention.extension import reference_path  # noqa: E402
+from mixnas.attention.fused import load_extension  # noqa: E402
+from mixnas.cost.machine import machine_info  # noqa: E402
+from mixnas.experiment import resolve_arch  # noqa: E402
+from mixnas.families import family_of  # noqa: E402
+from mixnas.families.lm.config import LMConfig  # noqa: E402
+from mixnas.families.transformer.config import TransformerConfig  # noqa: E402
+from mixnas.families.vit.config import ViTConfig  # noqa: E402
+from mixnas.models import build_model  # noqa: E402
+from mixnas.space.search_space import SearchSpace  # noqa: E402
 
 
 def all_kind(arch, kind: str):
@@ -69,9 +72,13 @@ def all_kind(arch, kind: str):
     return swap(arch)
 
 
-def largest(space: SearchSpace, kind: str):
-    """The space's largest architecture with every layer of attention `kind`."""
-    return all_kind(space.largest(), kind)
+def largest_supernet(space_name: str, config, kind: str = "cosformer"):
+    """The space's supernet set to its largest architecture with every layer of attention `kind`."""
+    space = SearchSpace.load(space_name)
+    arch = all_kind(space.largest(), kind)
+    supernet = family_of(arch).build_supernet(space, config)
+    supernet.set_arch(arch)
+    return supernet
 
 
 def vit_cases():
@@ -80,11 +87,7 @@ def vit_cases():
     images, labels = torch.randn(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g)
     loss = lambda model: F.cross_entropy(model(images.to(dtype_of(model))), labels)  # noqa: E731
     yield "fashion_mnist_vit baseline cosformer", build_model(resolve_arch("vit_fashion_mnist_cosformer"), config), loss
-    space = SearchSpace.load("fashion_mnist_vit")
-    arch = largest(space, "cosformer")
-    supernet = family_of(arch).build_supernet(space, config)
-    supernet.set_arch(arch)
-    yield "fashion_mnist_vit supernet largest cosformer", supernet, loss
+    yield "fashion_mnist_vit supernet largest cosformer", largest_supernet("fashion_mnist_vit", config), loss
 
 
 def translation_cases():
@@ -97,11 +100,7 @@ def translation_cases():
     target = torch.randint(3, vocab, (batch, length), generator=g)
     loss = lambda model: F.cross_entropy(model(src, prev).reshape(-1, vocab), target.reshape(-1))  # noqa: E731
     yield "multi30k baseline cosformer", build_model(resolve_arch("transformer_multi30k_cosformer"), config), loss
-    space = SearchSpace.load("multi30k_small")
-    arch = largest(space, "cosformer")
-    supernet = family_of(arch).build_supernet(space, config)
-    supernet.set_arch(arch)
-    yield "multi30k supernet largest cosformer", supernet, loss
+    yield "multi30k supernet largest cosformer", largest_supernet("multi30k_small", config), loss
 
 
 def lm_cases(context: int = 1024, batch: int = 4):
@@ -121,13 +120,6 @@ def dtype_of(model) -> torch.dtype:
     return next(model.parameters()).dtype
 
 
-def step_ms(model, loss) -> float:
-    start = time.perf_counter()
-    model.zero_grad(set_to_none=True)
-    loss(model).backward()
-    return (time.perf_counter() - start) * 1e3
-
-
 def reference_step_ms(model, loss) -> float:
     with reference_path():
         return step_ms(model, loss)
@@ -135,11 +127,7 @@ def reference_step_ms(model, loss) -> float:
 
 def gradients(model, loss, reference: bool) -> tuple[float, list[torch.Tensor]]:
     model.zero_grad(set_to_none=True)
-    if reference:
-        with reference_path():
-            value = loss(model)
-            value.backward()
-    else:
+    with reference_path() if reference else contextlib.nullcontext():
         value = loss(model)
         value.backward()
     return value.item(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
@@ -161,17 +149,6 @@ def max_difference(model, loss) -> float:
     for a, b in zip(fused_grads, ref_grads):
         worst = max(worst, ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item())
     return worst
-
-
-def measure(model, loss, repeats: int, warmup: int = 2) -> tuple[float, float]:
-    for _ in range(warmup):
-        step_ms(model, loss)
-        reference_step_ms(model, loss)
-    fused, ref = [], []
-    for _ in range(repeats):  # alternate, so machine load affects both alike
-        fused.append(step_ms(model, loss))
-        ref.append(reference_step_ms(model, loss))
-    return statistics.median(fused), statistics.median(ref)
 
 
 def main(argv=None) -> int:
@@ -198,7 +175,8 @@ def main(argv=None) -> int:
         for name, model, loss in builders[case]():
             model.train()
             diff = max_difference(model, loss)
-            fused_ms, ref_ms = measure(model, loss, args.repeats)
+            fused_ms, ref_ms = alternate(lambda: step_ms(model, loss), lambda: reference_step_ms(model, loss),
+                                         args.repeats, warmup=2)
             row = {"case": case, "model": name, "fused_ms": round(fused_ms, 3), "pytorch_ms": round(ref_ms, 3),
                    "speedup": round(ref_ms / fused_ms, 4), "max_rel_diff": diff}
             rows.append(row)

@@ -1,26 +1,20 @@
 """Smoke test of benchmarks/long_context.py: --quick (all-softmax and all-linear, 2 layers of
 width 32, lengths 16 and 32, a few timed runs, one peak-memory child per model and length;
 about 10-15 s, mostly the children's imports)."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from benchmark_scripts import load_script
 
 from mixnas.space.arch import save_arch
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "long_context.py"
 
 
 @pytest.fixture
 def module():
     """The script as a module; torch's thread count (main sets 1) restored afterwards."""
     threads = torch.get_num_threads()
-    spec = importlib.util.spec_from_file_location("long_context", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    yield script
+    yield load_script("long_context")
     torch.set_num_threads(threads)
 
 

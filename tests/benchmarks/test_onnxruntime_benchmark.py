@@ -2,26 +2,18 @@
 Transformer, 3 timed runs each in PyTorch and ONNX Runtime; about 15 s, mostly the ONNX exports)."""
 import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from benchmark_scripts import load_script
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "onnxruntime_latency.py"
 HAS_ORT = all(importlib.util.find_spec(n) is not None for n in ("onnx", "onnxscript", "onnxruntime"))
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("onnxruntime_latency", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.skipif(not HAS_ORT, reason="onnx, onnxscript or onnxruntime is not installed "
                                         "(pip install onnx onnxscript onnxruntime)")
 def test_quick_run_measures_both_runtimes_and_writes_json(tmp_path, capsys):
-    module = load_script()
+    module = load_script("onnxruntime_latency")
     before = torch.get_num_threads()
     try:
         assert module.main(["--quick", "--json", str(tmp_path / "out.json")]) == 0

@@ -1,22 +1,12 @@
 """Smoke test of benchmarks/rank_ablation.py: micro preset, 3 archs, 4 updates, one variant + the ceiling (seconds)."""
-import importlib.util
 import json
-from pathlib import Path
 
 import torch
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "rank_ablation.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("rank_ablation", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmark_scripts import load_script
 
 
 def test_rank_ablation_runs_caches_and_writes_json(tmp_path, capsys):
-    module = load_script()
+    module = load_script("rank_ablation")
     before = torch.get_num_threads()
     argv = ["--preset", "micro", "--k", "3", "--updates", "4", "--variants", "base", "--workdir", str(tmp_path),
             "--json", str(tmp_path / "out.json"), "supernet.train.max_updates=4"]

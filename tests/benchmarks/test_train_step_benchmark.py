@@ -1,26 +1,20 @@
 """Smoke test of benchmarks/train_step.py: the arch rewrite it relies on, and a tiny run of the
 LM case (context 16, one timed step per path) that writes its JSON."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from benchmark_scripts import load_script
 
 from mixnas.attention.fused import load_extension
 from mixnas.experiment import resolve_arch
 from mixnas.space.search_space import SearchSpace
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "train_step.py"
-
 
 @pytest.fixture
 def module():
     threads = torch.get_num_threads()
-    spec = importlib.util.spec_from_file_location("train_step", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    yield script
+    yield load_script("train_step")
     torch.set_num_threads(threads)
 
 
@@ -30,7 +24,7 @@ def attention_fields(obj) -> list[str]:
 
 
 def test_all_kind_rewrites_every_attention_field(module):
-    arch = module.largest(SearchSpace.load("multi30k_small"), "cosformer")
+    arch = module.all_kind(SearchSpace.load("multi30k_small").largest(), "cosformer")
     kinds = attention_fields(arch)
     assert len(kinds) >= 3 and set(kinds) == {"cosformer"}  # encoder self, decoder self and cross
     lm = module.all_kind(resolve_arch("gpt_shakespeare_softmax"), "linear")
