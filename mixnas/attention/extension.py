@@ -1,10 +1,11 @@
 """What every fused C++ attention kernel shares: building the extension at first use, the
 switch that turns fused paths off, and the one-line notice when one cannot run.
 
-A kernel module (fused.py for the linear kinds, and any later one) declares
-    EXT = CppExtension("mixnas_fused_linear", "fused_linear.cpp")
-and, before each call, asks `EXT.unavailable_reason(*tensors)`; on a reason it calls
-`notice(reason)` and runs its PyTorch path. Sources live in ./csrc; they are compiled with
+A kernel module (fused.py for the linear kinds, fused_relative.py) declares
+    EXT = CppExtension("mixnas_fused_linear", "fused_linear.cpp", ...)
+and, before each call, asks `ready(what, unavailable_reason, *tensors)` (its own
+`unavailable_reason`: `tensor_reason` or the build's error); when that is False it returns
+None and the caller runs its PyTorch path. Sources live in ./csrc; they are compiled with
 torch.utils.cpp_extension.load (portable -O3, no -march=native) and cached in the torch
 extensions directory ($TORCH_EXTENSIONS_DIR, default ~/.cache/torch_extensions).
 
@@ -89,11 +90,6 @@ def notice(what: str, reason: str) -> None:
         _warned.add(what)
         warnings.warn(f"mixnas: {what} not used: {reason}; using the PyTorch path "
                       f"(set MIXNAS_FUSED=0 to silence this)", FusedFallbackWarning, stacklevel=4)
-
-
-def reset_notices() -> None:
-    """Forget which fallbacks were announced (tests)."""
-    _warned.clear()
 
 
 class CppExtension:

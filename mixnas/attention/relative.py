@@ -45,16 +45,16 @@ class RelativeKernel(KVCacheKernel):
 
     def attend_keys(self, q, k, v, causal, q_offset, key_padding_mask):
         """The fused kernel takes the mask's structure (causal flag, query offset, key padding)
-        and never builds the (Lq, Lk) mask; else KVCacheKernel's dense mask and `attend`."""
-        if max(q.shape[2], k.shape[2]) < self.fused_min_length or not self._fuse(q, k, v):
-            return super().attend_keys(q, k, v, causal, q_offset, key_padding_mask)
-        return fused_relative.fused_relative_attention(q, k, v, self.rel_k, self.rel_v, causal=causal,
-                                                       q_offset=q_offset, key_padding_mask=key_padding_mask)
-
-    def _fuse(self, *tensors) -> bool:
-        """The fused kernel runs unless dropout is active (it is only in the PyTorch path) or
-        the fused path is off or unavailable (fused_relative.ready)."""
-        return not (self.training and self.dropout > 0) and fused_relative.ready(*tensors)
+        and never builds the (Lq, Lk) mask. It does not run below `fused_min_length`, with
+        dropout active (dropout is only in the PyTorch path), or when it is off or unavailable
+        (then `fused_relative_attention` returns None): KVCacheKernel's dense mask and `attend`."""
+        out = None
+        if max(q.shape[2], k.shape[2]) >= self.fused_min_length and not (self.training and self.dropout > 0):
+            out = fused_relative.fused_relative_attention(q, k, v, self.rel_k, self.rel_v, causal=causal,
+                                                          q_offset=q_offset, key_padding_mask=key_padding_mask)
+        if out is None:
+            out = super().attend_keys(q, k, v, causal, q_offset, key_padding_mask)
+        return out
 
     def attend(self, q, k, v, mask, q_offset):
         """The PyTorch path: dense (B, H, Lq, Lk) scores, gather and scatter."""

@@ -403,9 +403,7 @@ def test_fused_min_length(extension, kind, monkeypatch):
     kernel = kernel_for(kind, max_len=8192) if kind == "cosformer" else kernel_for(kind)
     full_min, causal_min = kernel.fused_min_length
     assert 2 <= causal_min <= full_min
-    calls = []
-    for name, cls in (("full", fused._FusedLinear), ("causal", fused._FusedCausal)):
-        monkeypatch.setattr(cls, "apply", lambda *a, _apply=cls.apply, _name=name: calls.append(_name) or _apply(*a))
+    calls = count_fused_calls(monkeypatch)
     for causal, length, expected in ((False, full_min - 1, []), (False, full_min, ["full"]),
                                      (True, causal_min - 1, []), (True, causal_min, ["causal"])):
         calls.clear()
