@@ -39,7 +39,8 @@ class LanguageModelingTask:
 
     def train_batches(self, seed: int) -> RandomWindows:
         c = self.config
-        return RandomWindows(self.corpus.splits["train"], c.context, c.batch_size, c.batches_per_epoch, seed)
+        return RandomWindows(self.corpus.splits["train"], c.context, c.batch_size, c.batches_per_epoch, seed,
+                             c.window_schedule())
 
     @staticmethod
     def loss(model: nn.Module, batch: LMBatch) -> tuple[torch.Tensor, dict[str, Any]]:

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from mixnas.dataconf import ConfigError, from_dict
 from mixnas.families import family_for_task
-from mixnas.families.lm.data import LMDataConfig, RandomWindows
+from mixnas.families.lm.data import LMDataConfig, RandomWindows, WindowSchedule, windows
 from mixnas.families.lm.model import LM
 from mixnas.train.protocol import BatchIterator
 from lm_helpers import SHAKESPEARE, uniform_arch, write_text
@@ -100,3 +100,54 @@ def test_tiny_shakespeare_splits_like_nanogpt():
     n = 1_115_394
     assert len(task.vocab) == 65
     assert len(task.corpus.splits["train"]) == int(n * 0.9) and len(task.corpus.splits["val"]) == n - int(n * 0.9)
+
+
+def test_warmup_windows_double_up_to_the_context_with_constant_characters(task):
+    schedule = WindowSchedule(16, warmup_context=4, warmup_batches=6)
+    assert schedule.stages == 2
+    assert [schedule.length(b) for b in range(8)] == [4, 4, 4, 8, 8, 8, 16, 16]
+    data = task.corpus.splits["train"]
+    batches = RandomWindows(data, 16, 4, 5, seed=2, schedule=schedule)   # the warm-up spans two epochs
+    seen = []
+    for epoch in (1, 2):
+        batches.set_epoch(epoch)
+        for b in batches:
+            seen.append(tuple(b.inputs.shape))
+            assert torch.equal(b.inputs[:, 1:], b.targets[:, :-1])
+    assert seen == [(16, 4)] * 3 + [(8, 8)] * 3 + [(4, 16)] * 4
+
+
+def test_warmup_resumes_exactly_and_leaves_runs_without_it_unchanged(task):
+    config = LMDataConfig(**{**task.config.__dict__, "warmup_context": 4, "warmup_batches": 9})
+    warm = FAMILY.build_task(config)
+    batches = warm.train_batches(seed=5)
+    next(batches), next(batches)
+    batches.set_epoch(2)
+    next(batches)
+    state = batches.state_dict()
+    rest = [(b.inputs, b.targets) for b in batches]
+    fresh = warm.train_batches(seed=5)
+    fresh.load_state_dict(state)
+    assert [b.inputs.shape[1] for b in fresh] == [8, 16, 16, 16, 16, 16]  # batches 8.. of 7 per epoch
+    fresh.load_state_dict(state)
+    assert all(torch.equal(a, b.inputs) and torch.equal(t, b.targets) for (a, t), b in zip(rest, fresh, strict=True))
+    # No warm-up: the starts of one (batches_per_epoch, batch_size) draw per epoch, as before it existed.
+    plain = task.train_batches(seed=5)
+    plain.set_epoch(3)
+    generator = torch.Generator().manual_seed(5 * 1_000_003 + 3)
+    starts = torch.randint(0, len(task.corpus.splits["train"]) - 16, (7, 4), generator=generator)
+    for row, batch in zip(starts, plain, strict=True):
+        assert torch.equal(batch.inputs, windows(task.corpus.splits["train"], row, 16).inputs)
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"warmup_context": 4}, "go together"),
+    ({"warmup_batches": 10}, "go together"),
+    ({"warmup_context": 16, "warmup_batches": 10}, "divided by a power of two"),
+    ({"warmup_context": 6, "warmup_batches": 10}, "divided by a power of two"),
+    ({"context": 24, "warmup_context": 4, "warmup_batches": 10}, "divided by a power of two"),
+    ({"warmup_context": -4, "warmup_batches": 10}, "integer >= 0"),
+])
+def test_warmup_config_errors_name_the_fields(fields, message):
+    with pytest.raises(ConfigError, match=message):
+        from_dict(LMDataConfig, {"dir": "x", "context": 16, **fields}, "data")
