@@ -30,9 +30,11 @@ def beyond_spread(a: dict[str, Any], b: dict[str, Any], metric: str) -> bool:
 
 
 def within_constraints(row: dict[str, Any], limits: dict[str, float]) -> bool:
-    """FLOPs and params limits (analytic); the latency limit is on predicted latency, which
-    baselines outside the space do not have, so it is not used to filter rows here."""
-    return all(row[key] <= limits[key] for key in ("flops", "params") if key in limits)
+    """FLOPs, params and decoding-state limits (analytic, known for every row); the latency
+    limit is on predicted latency, which baselines outside the space do not have, so it is not
+    used to filter rows here."""
+    return all(row.get(key) is None or row[key] <= limits[key]
+               for key in ("flops", "params", "decode_state_bytes") if key in limits)
 
 
 def _row(rows: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
@@ -121,11 +123,39 @@ def paper_claim(rows: list[dict[str, Any]], metric: str, higher: bool = True) ->
             f"all-cosFormer."]
 
 
+def hybrid_claim(rows: list[dict[str, Any]], metric: str, higher: bool = True) -> list[str]:
+    """The long-context question: does the searched hybrid score like the best all-softmax row
+    (searched or baseline) at a fraction of its decoding cost, and beat softmax placed by fixed
+    rules (rows fixed-*, the same widths and depth)? Numbers only where such rows exist."""
+    mixed = _row(rows, "searched-mixed")
+    softmax = [r for r in rows if r is not mixed and set(r["attention"].split()) == {"S"}]
+    fixed = [r for r in rows if r["name"].startswith("fixed-") and set(r["attention"].split()) != {"S"}]
+    if not (mixed and softmax and fixed):
+        return []
+    soft = max(softmax, key=lambda r: r[f"test_{metric}"] * (1 if higher else -1))
+    gap = gain(mixed, soft, metric, higher)
+    matches = gap >= 0 or not beyond_spread(mixed, soft, metric)
+    ratio = lambda key: mixed[key] / soft[key] if soft.get(key) else float("nan")  # noqa: E731
+    out = [f"Hybrid vs softmax: searched-mixed {mixed[f'test_{metric}']:.4g} vs {soft['name']} (the best all-softmax "
+           f"row) {soft[f'test_{metric}']:.4g}: {_gap_words(gap)}, "
+           f"{'matching it' if matches else 'below it'} (seed spread considered), at {ratio('latency_ms'):.0%} of its "
+           f"measured latency and {ratio('decode_state_bytes'):.0%} of its decoding state."]
+    for r in fixed:
+        g = gain(mixed, r, metric, higher)
+        word = ("beats" if g > 0 and beyond_spread(mixed, r, metric) else
+                "is beaten by" if g < 0 and beyond_spread(mixed, r, metric) else "ties (within the seed spread)")
+        state = mixed["decode_state_bytes"] / r["decode_state_bytes"] if r.get("decode_state_bytes") else float("nan")
+        out.append(f"Searched placement {word} {r['name']} ({r['attention']}): {mixed[f'test_{metric}']:.4g} vs "
+                   f"{r[f'test_{metric}']:.4g}, at {state:.0%} of its decoding state.")
+    return out
+
+
 def verdict_lines(results: dict[str, Any], rows: list[dict[str, Any]], early_stop_tau: float) -> list[str]:
     metric, higher = results["test_metric"], results.get("test_higher_is_better", True)
     lines = ["## Verdict", "", *recommendation(rows, results["constraints"], metric, higher), ""]
     lines += [f"- {line}" for line in trust(results, rows, metric, early_stop_tau, higher)]
     lines += [f"- {line}" for line in paper_claim(rows, metric, higher)]
+    lines += [f"- {line}" for line in hybrid_claim(rows, metric, higher)]
     seeds = {len(r["test_scores"]) for r in rows}
     if seeds == {1}:
         lines.append("- One seed per row: no seed spread, so no difference can be called significant.")

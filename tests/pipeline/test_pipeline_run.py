@@ -284,3 +284,34 @@ def test_paper_claim_verdict_reads_the_seed_spread():
     assert "holds in its equal-budget form" in paper_claim(equal_budget, "accuracy")[0]
     worse = [row("mixed", [0.80, 0.801], 90), row("all-softmax", [0.85, 0.851], 100), row("all-cosformer", [0.79, 0.792], 50)]
     assert "does NOT hold" in paper_claim(worse, "accuracy")[0]
+
+
+def test_hybrid_claim_compares_with_the_best_softmax_row_and_each_fixed_pattern():
+    from mixnas.pipeline.verdict import hybrid_claim, recommendation
+
+    def row(name, attention, scores, latency, state):
+        mean = sum(scores) / len(scores)
+        std = (sum((v - mean) ** 2 for v in scores) / (len(scores) - 1)) ** 0.5
+        return {"name": name, "attention": attention, "test_loss": mean, "test_loss_std": std,
+                "test_scores": scores, "latency_ms": latency, "decode_state_bytes": state, "flops": 1, "params": 1}
+
+    rows = [row("searched-mixed", "L L S L", [2.00, 2.01], 2.0, 3e6),
+            row("searched-all-softmax", "S S S S", [2.10, 2.11], 3.0, 6e6),
+            row("baseline-gpt_long_softmax", "S S S S S S", [2.005, 2.006], 8.0, 12e6),
+            row("fixed-1in2", "L S L S", [2.10, 2.09], 2.5, 6e6),
+            row("fixed-first-last", "S L L S", [2.004, 2.012], 2.5, 6e6),
+            row("fixed-all-softmax", "S S S S", [2.3, 2.3], 3.0, 12e6)]
+    lines = hybrid_claim(rows, "loss", higher=False)
+    assert "vs baseline-gpt_long_softmax (the best all-softmax row)" in lines[0]
+    assert "matching it" in lines[0] and "25% of its measured latency and 25% of its decoding state" in lines[0]
+    assert len(lines) == 3  # fixed-all-softmax is a softmax row, not a placement rule
+    assert lines[1].startswith("Searched placement beats fixed-1in2") and "at 50% of its decoding state" in lines[1]
+    assert lines[2].startswith("Searched placement ties (within the seed spread) fixed-first-last")
+    worse = [dict(rows[0], test_loss=2.2, test_scores=[2.2, 2.2], test_loss_std=0.0), *rows[1:4]]
+    assert "below it" in hybrid_claim(worse, "loss", higher=False)[0]
+    assert hybrid_claim(rows[:3], "loss", higher=False) == []  # no fixed pattern: nothing to say
+    # A decoding-state limit keeps the recommendation to rows within it (the baseline's 12 MB is not).
+    best_outside = [*rows[:2], row("baseline-gpt_long_softmax", "S S S S S S", [1.9, 1.9], 8.0, 12e6)]
+    text = recommendation(best_outside, {"decode_state_bytes": 6.0e6}, "loss", higher=False)
+    assert "**Use `searched-mixed`**" in text[0] and "Outside the constraints, baseline-gpt_long_softmax" in text[-1]
+    assert "**Use `baseline-gpt_long_softmax`**" in recommendation(best_outside, {}, "loss", higher=False)[0]
