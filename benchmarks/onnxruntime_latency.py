@@ -1,7 +1,8 @@
 """PyTorch vs ONNX Runtime latency of the same models, side by side, in one run.
 
-    python benchmarks/onnxruntime_latency.py [--models digits multi30k] [--runs R] [--warmup W]
-                                             [--src-len N --tgt-len N --beam N] [--quick] [--json PATH]
+    python benchmarks/onnxruntime_latency.py [--models digits multi30k shakespeare-long] [--runs R]
+                                             [--warmup W] [--src-len N --tgt-len N --beam N]
+                                             [--seq-len N] [--quick] [--json PATH]
 
 Why: a searched model is deployed as an exported graph, but the latencies that the predictors
 learn are measured in PyTorch. If ONNX Runtime speeds attention kinds up by different factors,
@@ -15,8 +16,12 @@ Models (`--models`):
   transformer_multi30k_softmax / _cosformer), with its model config and a data.vocab_size
   vocabulary (8,000), on HAT's workload (source length 30, 30 decoder steps on beam 4; see
   --src-len, --tgt-len, --beam).
+- shakespeare-long: the same from docs/results/shakespeare-long/results.json (else its baselines
+  gpt_long_softmax / gpt_long_linear), a 65-character vocabulary and context 2048, on its
+  workload: one decoding step at position --seq-len - 1 (default 2048) from the state of the
+  tokens before it (a KV cache of 2,047 keys per softmax layer; constant sums per linear one).
 Weights are random (seeded): latency depends on the shapes, not on the values, so no training
-or data is needed. `--quick` measures two tiny models on short sequences instead (seconds:
+or data is needed. `--quick` measures three tiny models on short sequences instead (seconds:
 the smoke test's scale).
 
 Each model is measured with `mixnas.cost.measure_latency` in both runtimes back to back (the
@@ -51,7 +56,7 @@ from mixnas.space import arch_from_dict
 REPO = Path(__file__).resolve().parents[1]
 DIGITS_RESULTS = REPO / "docs" / "results" / "digits" / "results.json"
 RUNTIMES = ("pytorch", "onnxruntime")
-SUITES = ("digits", "multi30k")
+SUITES = ("digits", "multi30k", "shakespeare-long")
 
 
 def committed_rows(preset: str) -> list[dict] | None:
@@ -88,8 +93,16 @@ def multi30k_models() -> list[tuple[str, object, object]]:
     return suite_models("multi30k", config)
 
 
+def shakespeare_long_models() -> list[tuple[str, object, object]]:
+    """The long-context LM run's rows: 65 characters (ids only: no text is read), context 2048."""
+    from mixnas.families.lm.config import LMConfig
+    return suite_models("shakespeare-long", LMConfig(vocab_size=65, context=2048))
+
+
 def quick_models() -> list[tuple[str, object, object]]:
-    """Two tiny models (a mixed ViT, a mixed translation Transformer): the smoke test's."""
+    """Three tiny models (a mixed ViT, a mixed translation Transformer, a mixed LM): the smoke test's."""
+    from mixnas.families.lm.arch import LMArch, LMLayerArch
+    from mixnas.families.lm.config import LMConfig
     from mixnas.families.transformer.arch import DecoderLayerArch, EncoderLayerArch, TransformerArch
     from mixnas.families.transformer.config import TransformerConfig
     from mixnas.families.vit.arch import ViTArch, ViTLayerArch
@@ -98,7 +111,9 @@ def quick_models() -> list[tuple[str, object, object]]:
     mt = TransformerArch(16, 16, (EncoderLayerArch(20, 2, "softmax"),),
                          (DecoderLayerArch(24, 2, "cosformer", 2, "softmax", 1),), qkv_dim=16)
     return [("quick/vit", vit, ViTConfig(image_size=8, patch_size=4, in_channels=1, num_classes=3)),
-            ("quick/transformer", mt, TransformerConfig(20, 20))]
+            ("quick/transformer", mt, TransformerConfig(20, 20)),
+            ("quick/lm", LMArch(16, (LMLayerArch(20, 2, "softmax"), LMLayerArch(20, 2, "linear")), head_dim=8),
+             LMConfig(vocab_size=20, context=8))]
 
 
 def measure_pair(model, index: int, runs: int, warmup: int, options: dict[str, int]) -> dict[str, dict]:
@@ -124,27 +139,30 @@ def print_table(rows: list[dict]) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", choices=SUITES, default=list(SUITES),
-                        help="model suites to measure (default: digits multi30k)")
+                        help="model suites to measure (default: all)")
     parser.add_argument("--runs", type=int, default=None, help="timed runs per measurement (default 20; --quick 3)")
     parser.add_argument("--warmup", type=int, default=None, help="warm-up runs (default 5; --quick 1)")
     parser.add_argument("--src-len", type=int, default=None, help="translation source length (default 30; --quick 4)")
     parser.add_argument("--tgt-len", type=int, default=None, help="translation decoder steps (default 30; --quick 3)")
     parser.add_argument("--beam", type=int, default=None, help="translation beam (default 4; --quick 2)")
-    parser.add_argument("--quick", action="store_true", help="two tiny models, short sequences, few runs (seconds)")
+    parser.add_argument("--seq-len", type=int, default=None,
+                        help="language models: the decoding step at position seq_len - 1 (default 2048; --quick 6)")
+    parser.add_argument("--quick", action="store_true", help="three tiny models, short sequences, few runs (seconds)")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
-    small = {"runs": 3, "warmup": 1, "src_len": 4, "tgt_len": 3, "beam": 2}
-    default = {"runs": 20, "warmup": 5, "src_len": 30, "tgt_len": 30, "beam": 4}
+    small = {"runs": 3, "warmup": 1, "src_len": 4, "tgt_len": 3, "beam": 2, "seq_len": 6}
+    default = {"runs": 20, "warmup": 5, "src_len": 30, "tgt_len": 30, "beam": 4, "seq_len": 2048}
     settings = {k: getattr(args, k) if getattr(args, k) is not None else (small if args.quick else default)[k]
                 for k in default}
     if settings["warmup"] < 0 or min(v for k, v in settings.items() if k != "warmup") < 1:
-        parser.error("--runs, --src-len, --tgt-len and --beam must be >= 1, --warmup >= 0")
+        parser.error("--runs, --src-len, --tgt-len, --beam and --seq-len must be >= 1, --warmup >= 0")
     torch.set_num_threads(1)
     machine = machine_info()
     print(f"{machine['cpu_count']} cores ({machine['cpu_model']}); 1-thread fp32 matmul: "
           f"{machine['matmul_gflops_1_thread']} GFLOP/s; torch {machine['torch']}")
     models = quick_models() if args.quick else [m for suite in args.models for m in
-                                                 {"digits": digits_models, "multi30k": multi30k_models}[suite]()]
+                                                 {"digits": digits_models, "multi30k": multi30k_models,
+                                                  "shakespeare-long": shakespeare_long_models}[suite]()]
     rows, start = [], time.monotonic()
     for index, (name, arch, config) in enumerate(models):
         torch.manual_seed(index)

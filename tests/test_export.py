@@ -1,6 +1,7 @@
 """`mixnas export` and the attention kernels' export mode: the inference form of every kind
 equals the normal forward; the exported ONNX graph (run in onnxruntime) and the torch.export
-program equal PyTorch's forward at other batch sizes (and lengths) than the traced ones."""
+program equal PyTorch's forward at other batch sizes than the traced ones (language models:
+tests/families/lm/test_lm_export.py; translation: tests/families/transformer/test_transformer_export.py)."""
 from __future__ import annotations
 
 import sys
@@ -12,17 +13,12 @@ import torch
 from mixnas.attention import MultiheadAttention, export_mode, exporting
 from mixnas.cli import main
 from mixnas.export import export_model, trace
-from mixnas.families.lm.arch import LMArch, LMLayerArch
-from mixnas.families.lm.config import LMConfig
-from mixnas.families.lm.model import LM
 from mixnas.families.vit.arch import ViTArch, ViTLayerArch
 from mixnas.families.vit.config import ViTConfig
 from mixnas.families.vit.model import ViT
 from mixnas.models.io import save_model
 
 VIT_KINDS = ("softmax", "cosformer", "linear", "relative")  # every kind a ViT space can use
-LM_KINDS = ("softmax", "cosformer", "linear")  # the LM space's kinds (mixnas/families/lm/space.py)
-CONTEXT = 12
 
 
 def tiny_vit(kind: str) -> ViT:
@@ -31,20 +27,9 @@ def tiny_vit(kind: str) -> ViT:
     return ViT(arch, ViTConfig(image_size=8, patch_size=4, in_channels=2, num_classes=3)).eval()
 
 
-def tiny_lm(kind: str) -> LM:
-    torch.manual_seed(0)
-    arch = LMArch(embed_dim=16, layers=(LMLayerArch(ffn_dim=20, heads=2, attention=kind),) * 2, head_dim=4)
-    return LM(arch, LMConfig(vocab="abcdefghijklmn", context=CONTEXT)).eval()
-
-
 def vit_inputs() -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(1)
     return [torch.randn(1, 2, 8, 8, generator=g), torch.randn(5, 2, 8, 8, generator=g)]
-
-
-def lm_inputs() -> list[torch.Tensor]:
-    g = torch.Generator().manual_seed(1)
-    return [torch.randint(0, 14, (b, t), generator=g) for b, t in ((1, 3), (3, CONTEXT), (2, 1))]
 
 
 # ---------------------------------------------------------------- the kernels' export mode
@@ -94,19 +79,14 @@ def test_vit_exports_equal_the_forward(kind, tmp_path):
     _check_program(tiny_vit(kind), vit_inputs(), tmp_path)
 
 
-@pytest.mark.parametrize("kind", LM_KINDS)
-def test_lm_exports_equal_the_forward(kind, tmp_path):
-    _check_program(tiny_lm(kind), lm_inputs(), tmp_path)
-
-
 # ---------------------------------------------------------------- the command
 def test_export_command_writes_both_formats(tmp_path, capsys):
-    model = tiny_lm("cosformer")
+    model = tiny_vit("cosformer")
     save_model(model, tmp_path / "run" / "model")
-    out = tmp_path / "lm.pt2"
+    out = tmp_path / "vit.pt2"
     assert main(["export", "--model", str(tmp_path / "run"), "--format", "torch-export", "--output", str(out)]) == 0
     assert f"wrote {out}" in capsys.readouterr().out
-    x = lm_inputs()[1]
+    x = vit_inputs()[1]
     with torch.no_grad():
         torch.testing.assert_close(torch.export.load(str(out)).module()(x), model(x), atol=1e-4, rtol=1e-4)
     pytest.importorskip("onnxscript", reason="onnxscript is not installed (pip install -e '.[dev]')")

@@ -147,7 +147,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--runtime", choices=RUNTIMES, default=DEFAULT_RUNTIME,
                    help="what runs the latency workload: pytorch (default, the model's modules) or onnxruntime "
                         "(its ONNX export in ONNX Runtime on the CPU, --threads intra-op threads; needs "
-                        "pip install onnx onnxscript onnxruntime; not for language models yet)")
+                        "pip install onnx onnxscript onnxruntime)")
     p.add_argument("--warmup", type=int, default=5, help="untimed warm-up runs (default 5)")
     p.add_argument("--runs", type=int, default=20, help="timed runs (default 20)")
     p.add_argument("--json", help="also write the report to this JSON file")

@@ -256,8 +256,7 @@ def measure_latency(model: nn.Module, *, device: str | torch.device = "cpu", thr
     `clock`: "oncpu", "cpu" or "wall" (None: `default_clock(device)`); `stat`: see
     `latency_statistic`. `runtime`: "pytorch" (the model's modules) or "onnxruntime" (its ONNX
     export in ONNX Runtime sessions with `threads` intra-op threads, None: ONNX Runtime's default;
-    CPU only; `Family.onnxruntime_workload` says which families have one: not the LM yet, whose
-    export has no incremental decode step)."""
+    CPU only; `Family.onnxruntime_workload` runs the family's workload there)."""
     if runs < 1 or warmup < 0:
         raise ValueError(f"need runs >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
     if not 0.0 <= trim < 0.5:

@@ -1,7 +1,7 @@
 """Latency on ONNX Runtime (`measure_latency(..., runtime="onnxruntime")`, mixnas/cost/onnxruntime.py):
 positive numbers and the recorded runtime for a ViT and translation models of every attention
 mix, the translation workload's decoder steps (counted, and their logits equal PyTorch's own
-workload's), the LM's refusal, the protocol comparison, `mixnas cost --runtime` and the collect
+workload's), the LM's decoding step, the refusal of a family without a workload, the protocol comparison, `mixnas cost --runtime` and the collect
 config. Each ONNX export takes seconds: one per model here."""
 from __future__ import annotations
 
@@ -65,6 +65,18 @@ class Recording:
         return getattr(self.session, name)
 
 
+def record_sessions(monkeypatch) -> dict:
+    """{part: Recording} of the sessions the next measurement opens (filled when it opens them)."""
+    sessions, real = {}, ort_latency.open_sessions
+
+    def recording_sessions(*args, **kwargs):
+        sessions.update({part: Recording(s) for part, s in real(*args, **kwargs).items()})
+        return sessions
+
+    monkeypatch.setattr(ort_latency, "open_sessions", recording_sessions)
+    return sessions
+
+
 @needs_ort
 def test_vit_latency_on_onnxruntime():
     arch, config = VISION["cls-all-kinds"]  # every kind a ViT uses
@@ -84,14 +96,7 @@ def test_translation_latency_on_onnxruntime_runs_the_same_decoder_steps(name, mo
     """One timed run, no warm-up: the encoder runs once and the decoder step STEPS times, on BEAM rows,
     and every step's logits equal those of PyTorch's workload on the same source (seed 0)."""
     model = tiny_translation(TRANSLATION[name])
-    sessions = {}
-
-    def recording_sessions(*args, **kwargs):
-        sessions.update({part: Recording(s) for part, s in real(*args, **kwargs).items()})
-        return sessions
-
-    real = ort_latency.open_sessions
-    monkeypatch.setattr(ort_latency, "open_sessions", recording_sessions)
+    sessions = record_sessions(monkeypatch)
     result = measure_latency(model, runtime="onnxruntime", warmup=0, runs=1, src_len=SRC, tgt_len=STEPS, beam=BEAM)
     assert result.ms > 0 and result.protocol["runtime"] == "onnxruntime"
     assert (result.protocol["decoder_steps"], result.protocol["beam"]) == (STEPS, BEAM)
@@ -118,13 +123,42 @@ def test_translation_latency_on_onnxruntime_runs_the_same_decoder_steps(name, mo
         torch.testing.assert_close(torch.from_numpy(outputs[0]), logits, atol=1e-4, rtol=1e-4)
 
 
-def test_lm_latency_on_onnxruntime_is_refused_before_any_export(monkeypatch):
+@needs_ort
+@pytest.mark.parametrize("kinds", [("softmax", "softmax"), ("linear", "softmax"), ("cosformer", "linear")])
+def test_lm_latency_on_onnxruntime_runs_the_same_decoding_step(kinds, monkeypatch):
+    """One decode_step call per run, at position seq_len - 1 from the states of the seq_len - 1
+    tokens before it, whose logits equal PyTorch's workload's step (the same tokens, seed 0)."""
+    torch.manual_seed(0)
+    arch = LMArch(embed_dim=16, layers=tuple(LMLayerArch(ffn_dim=20, heads=2, attention=k) for k in kinds), head_dim=8)
+    model = LM(arch, LMConfig(vocab="abcdef", context=8)).eval()
+    sessions = record_sessions(monkeypatch)
+    result = measure_latency(model, runtime="onnxruntime", warmup=1, runs=2, seq_len=6)
+    assert result.ms > 0 and result.protocol["runtime"] == "onnxruntime" and result.protocol["decode_position"] == 5
+    calls = sessions["decode_step"].calls
+    assert len(calls) == 3 and not sessions["forward"].calls
+    feeds, outputs = calls[0]
+    assert int(feeds["position"]) == 5 and feeds["tokens"].shape == (1, 1)
+    if kinds[0] == "softmax":
+        assert feeds["past_key_0"].shape == (1, 2, 5, 8)  # the 5 tokens before
+
+    reference = []
+    step = model.step
+    monkeypatch.setattr(model, "step", lambda *a: reference.append(step(*a)) or reference[-1])
+    measure_latency(model, warmup=0, runs=1, seq_len=6)
+    logits = reference[-1][0]  # the timed step (the first call built its states)
+    torch.testing.assert_close(torch.from_numpy(outputs[0]), logits[:, -1], atol=1e-4, rtol=1e-4)
+
+
+def test_a_family_without_an_onnxruntime_workload_is_refused_before_any_export(monkeypatch):
+    from mixnas.families.lm.family import LMFamily
+    monkeypatch.setattr(LMFamily, "onnxruntime_unsupported", "no workload written")
     monkeypatch.setattr(ort_latency, "open_sessions", lambda *a, **k: pytest.fail("exported"))
     arch = LMArch(embed_dim=16, layers=(LMLayerArch(ffn_dim=20, heads=2, attention="softmax"),), head_dim=8)
-    with pytest.raises(ValueError, match=r"^lm latency on onnxruntime is not supported yet: its ONNX export is the "
-                                         r"full causal forward with no incremental decode step") as e:
+    with pytest.raises(ValueError, match=r"^lm latency on onnxruntime is not supported yet: no workload written$"):
         measure_latency(LM(arch, LMConfig(vocab="abcdef", context=8)), runtime="onnxruntime", runs=1, seq_len=4)
-    assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match=r"^collect.latency_runtime: onnxruntime: lm latency on onnxruntime is not "
+                                          r"supported yet"):
+        from_dict(PipelineConfig, {"task": "language-modeling", "collect": {"latency_runtime": "onnxruntime"}})
 
 
 def test_onnxruntime_errors_are_one_line(monkeypatch):
@@ -177,11 +211,7 @@ def test_collect_latency_runtime_config():
     with pytest.raises(ConfigError, match="latency_runtime"):
         from_dict(CollectSection, {"latency_runtime": "tensorrt"})
     from_dict(CollectSection, {"latency": False, "latency_runtime": "onnxruntime", "latency_device": "cuda"})
-    with pytest.raises(ConfigError, match=r"^collect.latency_runtime: onnxruntime: lm latency on onnxruntime is not "
-                                          r"supported yet"):
-        from_dict(PipelineConfig, {"task": "language-modeling", "collect": {"latency_runtime": "onnxruntime"}})
-    from_dict(PipelineConfig, {"task": "language-modeling", "collect": {"latency_runtime": "onnxruntime",
-                                                                       "latency": False}})
+    from_dict(PipelineConfig, {"task": "language-modeling", "collect": {"latency_runtime": "onnxruntime"}})
 
 
 def test_collect_does_not_continue_latencies_of_another_runtime(tmp_path):

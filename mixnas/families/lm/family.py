@@ -6,8 +6,8 @@ the test loss in nats per character, lower is better). Cost option `seq_len` (de
 forward FLOPs are of a causal (prefill) forward over seq_len tokens; decoding FLOPs, decoding
 state and latency are of ONE incremental step at position seq_len - 1 (seq_len - 1 earlier
 tokens in the attention state, batch 1): what a long context costs per generated token, where
-a softmax layer's cache grows and a linear layer's sums do not. Latency is measured in PyTorch
-only: on onnxruntime it is not supported yet, because the export has no incremental step.
+a softmax layer's cache grows and a linear layer's sums do not; on onnxruntime the same step
+runs through the exported decode_step program (mixnas/families/lm/export.py).
 """
 from __future__ import annotations
 
@@ -31,12 +31,7 @@ class LMFamily(Family):
     test_higher_is_better = False
     val_metrics = ("loss", "bpc")
     cost_options = {"seq_len": 64}
-    # Latency decodes seq_len tokens one at a time from a state; the export (`export_program`) is
-    # the full causal forward only, and re-running it over the growing prefix per token would time
-    # another (quadratic) workload than PyTorch's.
-    onnxruntime_unsupported = ("its ONNX export is the full causal forward with no incremental decode step, so "
-                               "ONNX Runtime cannot run the same token-by-token workload as PyTorch; use runtime "
-                               "pytorch")
+    onnxruntime_unsupported = None
 
     def build_task(self, data_config: LMDataConfig):
         from .task import LanguageModelingTask
@@ -61,18 +56,11 @@ class LMFamily(Family):
         return TextGenerator(model, directory)
 
     def export_program(self, model):
-        """The full causal forward on (batch, length) int64 ids -> (batch, length, vocab) logits,
-        dynamic batch and length (1 <= length <= context)."""
-        import torch
-        from torch.export import Dim
-
-        from ..family import ExportProgram
-        context = model.config.context
-        tokens = torch.zeros(2, min(context, 4), dtype=torch.long)  # sizes 2+: not specialised as 1
-        dims = {0: Dim("batch")}
-        if context >= 2:
-            dims[1] = Dim("length", max=context)
-        return ExportProgram(model, (tokens,), (dims,), ("tokens",), ("logits",))
+        """Two programs (mixnas/families/lm/export.py): "forward", the full causal forward on
+        (batch, length) int64 ids -> (batch, length, vocab) logits (dynamic batch and length
+        <= context), and "decode_step", one token from the attention states as tensors."""
+        from .export import export_programs
+        return export_programs(model)
 
     # ------------------------------------------------------------ cost
     def params_breakdown(self, arch: LMArch, config: Any) -> dict[str, int]:
@@ -98,6 +86,24 @@ class LMFamily(Family):
     def latency_workload(self, model, generator, device, **options: int):
         """One decoding step at position seq_len - 1; the state of the seq_len - 1 tokens before
         it is built once, untimed (states are never modified, so every run times the same step)."""
+        last, states, position, protocol = self._decode_setup(model, generator, device, options)
+        return (lambda: model.step(last, states, position)), protocol
+
+    def onnxruntime_workload(self, model, open_sessions, generator, **options: int):
+        """The same step (same tokens, the state built in PyTorch, untimed) through the exported
+        decode_step program."""
+        import numpy as np
+
+        from .export import empty_states, states_as_tensors, step_state_names
+        last, states, position, protocol = self._decode_setup(model, generator, "cpu", options)
+        tensors = empty_states(model, 1) if states is None else states_as_tensors(states)
+        feeds = {name: t.detach().numpy() for name, t in zip(step_state_names(model)[0], tensors)}
+        feeds.update(tokens=last.numpy(), position=np.array(position, dtype=np.int64))
+        session = open_sessions()["decode_step"]
+        return (lambda: session.run(None, feeds)), protocol
+
+    def _decode_setup(self, model, generator, device, options: dict[str, int]):
+        """(last token (1, 1), the states of the tokens before it or None, its position, protocol)."""
         import torch
         seq_len = self.options(options)["seq_len"]
         context = model.config.context
@@ -109,6 +115,5 @@ class LMFamily(Family):
         if seq_len > 1:
             with torch.inference_mode():
                 _, states = model.step(tokens[:, :-1], None, 0)
-        last = tokens[:, -1:]
         protocol = {"task": self.task, "batch": 1, "workload": "one decoding step", "decode_position": seq_len - 1}
-        return (lambda: model.step(last, states, seq_len - 1)), protocol
+        return tokens[:, -1:], states, seq_len - 1, protocol

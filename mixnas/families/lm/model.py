@@ -59,9 +59,14 @@ class LMBlock(nn.Module):
 
     def forward(self, x: Tensor, m: int, state=None, return_state: bool = False):
         h, state = self.attn(self.attn_norm(x), causal=True, state=state, return_state=return_state, m=m)
+        return self.finish(x, h), state
+
+    def finish(self, x: Tensor, h: Tensor) -> Tensor:
+        """The block after its attention: x + h, then the feed-forward branch (an exported
+        decoding step computes h itself from plain-tensor states, mixnas/families/lm/export.py)."""
         x = x + F.dropout(h, self.dropout, self.training)
         h = self.fc2(F.gelu(self.fc1(self.ffn_norm(x))))
-        return x + F.dropout(h, self.dropout, self.training), state
+        return x + F.dropout(h, self.dropout, self.training)
 
 
 class LMBase(nn.Module):

@@ -30,24 +30,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...attention.cosformer import CosformerKernel
+from ...attention.export_step import causal_step, check_kind, dynamic_state_shapes, empty_state, kernel_m, state_names
 from ...attention.functional import linear_readout
-from ...attention.kernels import KVCacheKernel, LinearKernel
+from ...attention.kernels import KVCacheKernel
 from ...attention.multihead import merge_heads, split_heads
 from .model import DEFAULT_MAX_LEN_A, DEFAULT_MAX_LEN_B, sinusoidal_positions, uses_length_m
 
 
-def _kernel_m(kernel, m: Tensor | None, lk, causal: bool):
-    """The M of a call (as CosformerKernel.resolve_m with `m` given), or None."""
-    if not isinstance(kernel, CosformerKernel):
-        return None
-    if kernel.m_rule == "fixed":
-        return kernel.max_len
-    return m if causal else m.clamp_min(lk)
-
-
-def _check_kind(attn) -> None:
-    if not isinstance(attn.kernel, (KVCacheKernel, LinearKernel)):
-        raise ValueError(f"export does not support attention kind {attn.kind!r} in translation models")
+MODELS = "translation models"
 
 
 def _attend_all(attn, x: Tensor, memory: Tensor, padding_mask: Tensor, q_position, m: Tensor | None) -> Tensor:
@@ -60,32 +50,12 @@ def _attend_all(attn, x: Tensor, memory: Tensor, padding_mask: Tensor, q_positio
     if isinstance(kernel, KVCacheKernel):
         out = kernel.attend(q, k, v, ~padding_mask[:, None, None, :], q_position)
     else:
-        mm = _kernel_m(kernel, m, lk, causal=False)
+        mm = kernel_m(kernel, m, lk, causal=False)
         qf = kernel.feature_map(q, torch.arange(lq, device=x.device) + q_position, mm)
         kf = kernel.feature_map(k, torch.arange(lk, device=x.device), mm)
         kf = kf.masked_fill(padding_mask[:, None, :, None], 0.0)
         out = linear_readout(qf, kf.transpose(-1, -2) @ v, kf.sum(-2), kernel.eps)
     return attn.out_proj(merge_heads(out))
-
-
-def _self_step(attn, x: Tensor, state: tuple[Tensor, Tensor], position: Tensor, m: Tensor | None):
-    """Causal self-attention of one new token at `position` continuing `state`."""
-    kernel = attn.kernel
-    q = split_heads(attn.q_proj(x), attn.num_heads)
-    k = split_heads(attn.k_proj(x), attn.num_heads)
-    v = split_heads(attn.v_proj(x), attn.num_heads)
-    if isinstance(kernel, KVCacheKernel):
-        keys, values = torch.cat([state[0], k], dim=2), torch.cat([state[1], v], dim=2)
-        out = kernel.attend(q, keys, values, None, position)  # the last query sees every key
-        new = (keys, values)
-    else:
-        mm = _kernel_m(kernel, m, None, causal=True)
-        pos = position.reshape(1)
-        qf, kf = kernel.feature_map(q, pos, mm), kernel.feature_map(k, pos, mm)
-        kv = state[0] + kf.transpose(-1, -2) @ v
-        z = state[1] + kf[:, :, 0]
-        out, new = linear_readout(qf, kv, z, kernel.eps), (kv, z)
-    return attn.out_proj(merge_heads(out)), new
 
 
 def _memory(outputs: list[Tensor], padding_mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -122,7 +92,7 @@ class EncoderProgram(nn.Module):
         self.model = model
         self.keep = max(layer.cross_layers for layer in model.decoder_layers_active())
         for layer in model.encoder_layers_active():
-            _check_kind(layer.self_attn)
+            check_kind(layer.self_attn, MODELS)
         self.encoder_m = _needs_m(model, [layer.self_attn for layer in model.encoder_layers_active()])
         self.output_m = _needs_m(model, _decoder_attentions(model))
         # A buffer, not the model's position cache (which a trace would fill with fake tensors).
@@ -157,7 +127,7 @@ class DecoderStepProgram(nn.Module):
         self.model = model
         self.keep = max(layer.cross_layers for layer in model.decoder_layers_active())
         for a in _decoder_attentions(model):
-            _check_kind(a)
+            check_kind(a, MODELS)
         self.takes_m = _needs_m(model, _decoder_attentions(model))
         self.register_buffer("positions", _table(model, model.arch.decoder_embed_dim), persistent=False)
 
@@ -176,7 +146,7 @@ class DecoderStepProgram(nn.Module):
             memory, mask = _memory(outputs[-layer.cross_layers:], padding_mask)
 
             def self_attend(h, layer=layer, state=state):
-                h, new = _self_step(layer.self_attn, h, state, position, m)
+                h, new = causal_step(layer.self_attn, h, state, position, m)
                 new_states.extend(new)
                 return h
 
@@ -190,30 +160,13 @@ class DecoderStepProgram(nn.Module):
 def empty_states(model, batch: int, past: int = 0) -> list[Tensor]:
     """The decoder step's state inputs before the first (BOS) step: per decoder layer an empty
     KV cache (length `past`, 0 by default) or zero linear sums."""
-    p = next(model.parameters())
-    states = []
-    for layer in model.decoder_layers_active():
-        attn = layer.self_attn
-        h, d = attn.num_heads, attn.qkv_dim // attn.num_heads
-        if isinstance(attn.kernel, KVCacheKernel):
-            states += [p.new_zeros(batch, h, past, d), p.new_zeros(batch, h, past, d)]
-        else:
-            dim = 2 * d if isinstance(attn.kernel, CosformerKernel) else d
-            states += [p.new_zeros(batch, h, dim, d), p.new_zeros(batch, h, dim)]
-    return states
+    return [t for layer in model.decoder_layers_active() for t in empty_state(layer.self_attn, batch, past)]
 
 
-def state_names(model) -> tuple[list[str], list[str]]:
+def decoder_state_names(model) -> tuple[list[str], list[str]]:
     """(input names, output names) of the decoder step's states, two per decoder layer."""
-    ins, outs = [], []
-    for i, layer in enumerate(model.decoder_layers_active()):
-        if isinstance(layer.self_attn.kernel, KVCacheKernel):
-            ins += [f"past_key_{i}", f"past_value_{i}"]
-            outs += [f"present_key_{i}", f"present_value_{i}"]
-        else:
-            ins += [f"state_kv_{i}", f"state_z_{i}"]
-            outs += [f"new_state_kv_{i}", f"new_state_z_{i}"]
-    return ins, outs
+    names = [state_names(layer.self_attn, i) for i, layer in enumerate(model.decoder_layers_active())]
+    return [n for ins, _ in names for n in ins], [n for _, outs in names for n in outs]
 
 
 def export_programs(model) -> dict:
@@ -238,16 +191,11 @@ def export_programs(model) -> dict:
         args.append(torch.tensor(20))
         dyn.append(None)
     past = Dim("past", min=0, max=c.max_len - 1)
-    for layer, st in zip(model.decoder_layers_active(), _pairs(empty_states(model, b, past=3))):
-        args += st
-        kv = isinstance(layer.self_attn.kernel, KVCacheKernel)
-        dyn += [{0: batch, 2: past} if kv else {0: batch}, {0: batch, 2: past} if kv else {0: batch}]
-    ins, state_outs = state_names(model)
+    args += empty_states(model, b, past=3)
+    dyn += [shape for layer in model.decoder_layers_active()
+            for shape in dynamic_state_shapes(layer.self_attn, batch, past)]
+    ins, state_outs = decoder_state_names(model)
     names = ["tokens", "position", *enc_names]  # "m" last when the decoder needs it
     dyn = (dyn[0], dyn[1], tuple(dyn[2:]))  # torch.export groups the *rest arguments
     dec = ExportProgram(step, tuple(args), dyn, tuple(names + ins), ("logits", *state_outs))
     return {"encoder": enc, "decoder_step": dec}
-
-
-def _pairs(xs):
-    return [xs[i:i + 2] for i in range(0, len(xs), 2)]

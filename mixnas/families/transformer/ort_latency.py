@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .export import empty_states, state_names
+from .export import decoder_state_names, empty_states
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -34,7 +34,7 @@ def onnxruntime_translation_step(model, sessions: dict[str, Any], src_tokens: np
     inputs that do not change between runs (names, the empty states) are prepared here, once."""
     encoder, step = sessions["encoder"], sessions["decoder_step"]
     encoder_outputs = [o.name for o in encoder.get_outputs()]
-    state_inputs, _ = state_names(model)
+    state_inputs, _ = decoder_state_names(model)
     initial = {name: t.detach().cpu().numpy() for name, t in zip(state_inputs, empty_states(model, beam))}
     bos = model.config.bos_id
     src = {"src_tokens": np.ascontiguousarray(src_tokens, dtype=np.int64)}

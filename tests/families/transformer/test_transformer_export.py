@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from onnx_sessions import session_function
 
 from mixnas.cli import main
 from mixnas.export import export_model
@@ -104,18 +105,10 @@ def test_translation_exports_decode_like_the_model(name, tmp_path):
     assert [p.name for p in paths] == ["mt.encoder.onnx", "mt.decoder_step.onnx"]
     sessions = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in paths]
 
-    def runner(session):
-        names = [i.name for i in session.get_inputs()]
-
-        def run(*args):
-            assert len(args) == len(names)
-            return [torch.from_numpy(x) for x in session.run(None, {n: a.numpy() for n, a in zip(names, args)})]
-        return run
-
     n_layers = len(model.arch.decoder_layers)
     step_inputs = [i.name for i in sessions[1].get_inputs()]
     assert step_inputs[:2] == ["tokens", "position"] and len(step_inputs) >= 4 + 2 * n_layers
-    check(model, greedy(model, src, runner(sessions[0]), runner(sessions[1])), src)
+    check(model, greedy(model, src, session_function(sessions[0]), session_function(sessions[1])), src)
 
 
 def test_export_command_writes_both_programs(tmp_path, capsys):
