@@ -83,10 +83,13 @@ class LMBase(nn.Module):
         raise NotImplementedError
 
     # ------------------------------------------------------------ full (teacher-forced) forward
-    def forward(self, tokens: Tensor) -> Tensor:
-        """(B, T) token ids, T <= config.context -> (B, T, vocab) next-token logits (causal)."""
-        self._check(tokens, 0)
-        x = self._embed(tokens, 0)
+    def forward(self, tokens: Tensor, offset: int = 0) -> Tensor:
+        """(B, T) token ids, offset + T <= config.context -> (B, T, vocab) next-token logits
+        (causal). `offset`: the position of tokens[:, 0] in the position table (training windows
+        shorter than the context placed anywhere, mixnas/families/lm/data.py); attention sees
+        only these T tokens."""
+        self._check(tokens, offset)
+        x = self._embed(tokens, offset)
         for block in self.blocks_active():
             x, _ = block(x, self.config.context)
         return self.output_logits(x)

@@ -44,7 +44,7 @@ class LanguageModelingTask:
 
     @staticmethod
     def loss(model: nn.Module, batch: LMBatch) -> tuple[torch.Tensor, dict[str, Any]]:
-        logits = model(batch.inputs)
+        logits = model(batch.inputs, batch.offset)
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), batch.targets.reshape(-1),
                                reduction="sum")
         return loss, {"sample_size": batch.targets.numel()}

@@ -77,6 +77,31 @@ def test_incremental_steps_equal_the_full_causal_forward(kind):
     torch.testing.assert_close(model(tokens[:, :7]), full[:, :7], rtol=0, atol=1e-10)
 
 
+
+@pytest.mark.parametrize("kind", [*kinds(), "mixed"])
+def test_a_window_at_an_offset_reads_those_rows_of_the_position_table(kind):
+    """model(tokens, offset) == the same model with its position table shifted up by offset;
+    the supernet's forward at an offset equals the extracted model's."""
+    torch.manual_seed(0)
+    config = tiny_config()
+    arch = mixed_arch() if kind == "mixed" else uniform_arch(kind)
+    model = LM(arch, config).double().eval()
+    tokens = torch.randint(0, config.vocab_size, (2, 5))
+    shifted = LM(arch, config).double().eval()
+    shifted.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        shifted.embed_positions.weight[:5] = model.embed_positions.weight[7:12]
+    torch.testing.assert_close(model(tokens, 7), shifted(tokens), rtol=0, atol=1e-12)
+    assert not torch.allclose(model(tokens, 7), model(tokens))
+    with pytest.raises(ValueError, match="position 12 is beyond the model's context of 12"):
+        model(tokens, 8)
+    space = tiny_space()
+    supernet = SupernetLM.from_space(space, config).double().eval()
+    sub = space.sample(random.Random(3))
+    supernet.set_arch(sub)
+    torch.testing.assert_close(supernet(tokens, 7), supernet.extract(sub).double().eval()(tokens, 7), rtol=0, atol=1e-10)
+
+
 def test_linear_kinds_keep_a_constant_size_state_and_softmax_a_growing_cache():
     config = tiny_config()
     tokens = torch.randint(0, config.vocab_size, (1, 6))

@@ -53,6 +53,12 @@ def test_loss_is_summed_cross_entropy_and_metrics_are_means(task):
     full = task.evaluate(model, "test")
     assert full["characters"] == (len(task.corpus.splits["test"]) - 1) // 16 * 16
     assert task.score_metrics(model, 3) == metrics and task.score_key() == ("loss", False)
+    shifted = batch._replace(inputs=batch.inputs[:, :5], targets=batch.targets[:, :5], offset=7)
+    loss, stats = task.loss(model, shifted)  # a warm-up window at position 7 of the table
+    expected = F.cross_entropy(model(shifted.inputs, 7).reshape(-1, logits.shape[-1]), shifted.targets.reshape(-1),
+                               reduction="sum")
+    torch.testing.assert_close(loss, expected)
+    assert stats["sample_size"] == 20
     assert task.distill_mask(batch) is None
 
 
@@ -108,13 +114,16 @@ def test_warmup_windows_double_up_to_the_context_with_constant_characters(task):
     assert [schedule.length(b) for b in range(8)] == [4, 4, 4, 8, 8, 8, 16, 16]
     data = task.corpus.splits["train"]
     batches = RandomWindows(data, 16, 4, 5, seed=2, schedule=schedule)   # the warm-up spans two epochs
-    seen = []
+    seen, offsets = [], []
     for epoch in (1, 2):
         batches.set_epoch(epoch)
         for b in batches:
             seen.append(tuple(b.inputs.shape))
             assert torch.equal(b.inputs[:, 1:], b.targets[:, :-1])
+            assert 0 <= b.offset <= 16 - b.inputs.shape[1]  # placed inside the position table
+            offsets.append(b.offset)
     assert seen == [(16, 4)] * 3 + [(8, 8)] * 3 + [(4, 16)] * 4
+    assert offsets[-4:] == [0] * 4 and len(set(offsets[:6])) > 1  # short windows anywhere, full ones at 0
 
 
 def test_warmup_resumes_exactly_and_leaves_runs_without_it_unchanged(task):
@@ -125,12 +134,13 @@ def test_warmup_resumes_exactly_and_leaves_runs_without_it_unchanged(task):
     batches.set_epoch(2)
     next(batches)
     state = batches.state_dict()
-    rest = [(b.inputs, b.targets) for b in batches]
+    rest = [(b.inputs, b.targets, b.offset) for b in batches]
     fresh = warm.train_batches(seed=5)
     fresh.load_state_dict(state)
     assert [b.inputs.shape[1] for b in fresh] == [8, 16, 16, 16, 16, 16]  # batches 8.. of 7 per epoch
     fresh.load_state_dict(state)
-    assert all(torch.equal(a, b.inputs) and torch.equal(t, b.targets) for (a, t), b in zip(rest, fresh, strict=True))
+    assert all(torch.equal(a, b.inputs) and torch.equal(t, b.targets) and o == b.offset
+               for (a, t, o), b in zip(rest, fresh, strict=True))
     # No warm-up: the starts of one (batches_per_epoch, batch_size) draw per epoch, as before it existed.
     plain = task.train_batches(seed=5)
     plain.set_epoch(3)
