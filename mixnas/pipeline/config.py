@@ -225,8 +225,11 @@ class RetrainSection:
     lengths: list[int] = field(default_factory=list)
     # The mixed search's best architecture retrained with softmax placed by fixed rules (rows
     # fixed-<pattern>, equal widths and depth; see pipeline/patterns.py), e.g. [1in2, 1in4,
-    # first-last, all-softmax, all-linear]; `fixed_other` is the kind outside the softmax layers.
+    # first-last, all-softmax, all-linear]; `fixed_main` is the kind the rule places (softmax, or
+    # relative where the space's full-attention layers are relative-position softmax),
+    # `fixed_other` the kind everywhere else.
     fixed_patterns: list[str] = field(default_factory=list)
+    fixed_main: str = "softmax"
     fixed_other: str = "linear"
     train: TrainConfig = field(default_factory=lambda: TrainConfig(max_updates=1000))
 
@@ -240,9 +243,10 @@ class RetrainSection:
                 check_pattern(pattern)
             except ValueError as e:
                 raise ConfigError(f"retrain.fixed_patterns: {e}") from None
-        if self.fixed_other not in kinds():
-            raise ConfigError(f"retrain.fixed_other: {self.fixed_other!r} is not a registered attention kind "
-                              f"({', '.join(kinds())})")
+        for key in ("fixed_main", "fixed_other"):
+            if getattr(self, key) not in kinds():
+                raise ConfigError(f"retrain.{key}: {getattr(self, key)!r} is not a registered attention kind "
+                                  f"({', '.join(kinds())})")
         if self.seeds < 1:
             raise ConfigError(f"retrain.seeds must be >= 1, got {self.seeds}")
         if self.workers < 1:

@@ -7,9 +7,12 @@ pattern, keeping every width and the depth: rows that differ from `searched-mixe
 where softmax goes (`retrain.fixed_patterns`, rows named `fixed-<pattern>`).
 
     all-<kind>   every attention module is <kind>
-    1in<k>       softmax in layers k, 2k, 3k, ... of each layer stack (counting from 1),
-                 `retrain.fixed_other` (default linear) elsewhere; 1in1 = all-softmax
-    first-last   softmax in the first and the last layer of each stack, the other kind elsewhere
+    1in<k>       `retrain.fixed_main` (default softmax) in layers k, 2k, 3k, ... of each layer
+                 stack (counting from 1), `retrain.fixed_other` (default linear) elsewhere
+    first-last   the main kind in the first and the last layer of each stack, the other elsewhere
+
+"softmax" below is the main kind: a space whose full-attention layers are relative-position
+softmax (`relative`) places that kind instead (fixed_main: relative).
 
 A layer with several attention modules (a decoder layer's self- and cross-attention) gets the
 pattern's kind in all of them.
@@ -36,29 +39,29 @@ def check_pattern(pattern: str) -> None:
                      f"(softmax every k-th layer, e.g. 1in4) or first-last")
 
 
-def layer_kind(pattern: str, index: int, depth: int, other: str) -> str:
+def layer_kind(pattern: str, index: int, depth: int, other: str, main: str = "softmax") -> str:
     """The attention kind of layer `index` (0-based) of a stack of `depth` layers."""
     if pattern.startswith("all-"):
         return pattern[4:]
     if pattern == "first-last":
-        return "softmax" if index in (0, depth - 1) else other
+        return main if index in (0, depth - 1) else other
     k = int(_ONE_IN.match(pattern).group(1))
-    return "softmax" if (index + 1) % k == 0 else other
+    return main if (index + 1) % k == 0 else other
 
 
-def apply_pattern(arch: Any, pattern: str, other: str = "linear") -> Any:
+def apply_pattern(arch: Any, pattern: str, other: str = "linear", main: str = "softmax") -> Any:
     """`arch` with every layer stack's attention kinds set by `pattern` (widths unchanged)."""
     from .search_step import layer_stacks
     check_pattern(pattern)
     changes = {}
     for name, layers in layer_stacks(arch).items():
         changes[name] = tuple(
-            dataclasses.replace(layer, **{gene: layer_kind(pattern, i, len(layers), other)
+            dataclasses.replace(layer, **{gene: layer_kind(pattern, i, len(layers), other, main)
                                           for gene in KIND_GENES if hasattr(layer, gene)})
             for i, layer in enumerate(layers))
     return dataclasses.replace(arch, **changes)
 
 
-def pattern_archs(patterns: list[str], other: str, mixed_arch: Any) -> list[tuple[str, Any]]:
+def pattern_archs(patterns: list[str], other: str, mixed_arch: Any, main: str = "softmax") -> list[tuple[str, Any]]:
     """(fixed-<pattern>, arch) for each pattern, from the mixed search's best architecture."""
-    return [(f"fixed-{pattern}", apply_pattern(mixed_arch, pattern, other)) for pattern in patterns]
+    return [(f"fixed-{pattern}", apply_pattern(mixed_arch, pattern, other, main)) for pattern in patterns]

@@ -136,7 +136,8 @@ def _run_locked(cfg: PipelineConfig, log: Callable[[str], None], restart: str | 
 
     searcher = Searcher(cfg, need_supernet=True)
     searched = [(name, arch) for name, arch, _ in searched_archs(search)]
-    fixed = pattern_archs(cfg.retrain.fixed_patterns, cfg.retrain.fixed_other, searched[0][1])  # searched-mixed's
+    fixed = pattern_archs(cfg.retrain.fixed_patterns, cfg.retrain.fixed_other, searched[0][1],  # searched-mixed's
+                          cfg.retrain.fixed_main)
     targets = searched + fixed + baselines
     for name, arch in targets:  # every retraining checked before any of them trains
         check_retrain(cfg, name, arch, retrain_restart)

@@ -125,11 +125,12 @@ def paper_claim(rows: list[dict[str, Any]], metric: str, higher: bool = True) ->
 
 def hybrid_claim(rows: list[dict[str, Any]], metric: str, higher: bool = True) -> list[str]:
     """The long-context question: does the searched hybrid score like the best all-softmax row
-    (searched or baseline) at a fraction of its decoding cost, and beat softmax placed by fixed
-    rules (rows fixed-*, the same widths and depth)? Numbers only where such rows exist."""
+    (searched or baseline; softmax or relative-position softmax in every layer) at a fraction of
+    its decoding cost, and beat softmax placed by fixed rules (rows fixed-*, the same widths and
+    depth)? Numbers only where such rows exist."""
     mixed = _row(rows, "searched-mixed")
-    softmax = [r for r in rows if r is not mixed and set(r["attention"].split()) == {"S"}]
-    fixed = [r for r in rows if r["name"].startswith("fixed-") and set(r["attention"].split()) != {"S"}]
+    softmax = [r for r in rows if r is not mixed and _all_softmax(r)]
+    fixed = [r for r in rows if r["name"].startswith("fixed-") and not _all_softmax(r)]
     if not (mixed and softmax and fixed):
         return []
     soft = max(softmax, key=lambda r: r[f"test_{metric}"] * (1 if higher else -1))
@@ -148,6 +149,11 @@ def hybrid_claim(rows: list[dict[str, Any]], metric: str, higher: bool = True) -
         out.append(f"Searched placement {word} {r['name']} ({r['attention']}): {mixed[f'test_{metric}']:.4g} vs "
                    f"{r[f'test_{metric}']:.4g}, at {state:.0%} of its decoding state.")
     return out
+
+
+def _all_softmax(row: dict[str, Any]) -> bool:
+    """Every layer a KV-cache kind: softmax (S) or relative-position softmax (R)."""
+    return set(row["attention"].split()) <= {"S", "R"}
 
 
 def verdict_lines(results: dict[str, Any], rows: list[dict[str, Any]], early_stop_tau: float) -> list[str]:

@@ -31,10 +31,17 @@ def test_every_stack_and_both_attentions_of_a_decoder_layer():
         "fixed-1in2", "fixed-all-softmax"]
 
 
+def test_the_main_kind_can_be_relative_position_softmax():
+    assert attention_code(apply_pattern(LM6, "1in2", main="relative")) == "L R L R L R"
+    assert [attention_code(a) for _, a in pattern_archs(["first-last"], "linear", LM6, "relative")] == ["R L L L L R"]
+    assert load_pipeline_config("micro", ["retrain.fixed_main=relative"]).retrain.fixed_main == "relative"
+
+
 @pytest.mark.parametrize("override, message", [
     ("retrain.fixed_patterns=[1in0]", "is not a pattern"),
     ("retrain.fixed_patterns=[all-flash]", "is not a pattern"),
-    ("retrain.fixed_other=flash", "not a registered attention kind"),
+    ("retrain.fixed_other=flash", "retrain.fixed_other: 'flash' is not a registered attention kind"),
+    ("retrain.fixed_main=flash", "retrain.fixed_main: 'flash' is not a registered attention kind"),
 ])
 def test_bad_patterns_are_one_line_errors(override, message):
     with pytest.raises(ValueError, match=message):

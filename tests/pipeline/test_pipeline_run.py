@@ -310,6 +310,8 @@ def test_hybrid_claim_compares_with_the_best_softmax_row_and_each_fixed_pattern(
     worse = [dict(rows[0], test_loss=2.2, test_scores=[2.2, 2.2], test_loss_std=0.0), *rows[1:4]]
     assert "below it" in hybrid_claim(worse, "loss", higher=False)[0]
     assert hybrid_claim(rows[:3], "loss", higher=False) == []  # no fixed pattern: nothing to say
+    relative = [dict(r, attention=r["attention"].replace("S", "R")) for r in rows]  # relative-position softmax
+    assert [line.replace("R", "S") for line in hybrid_claim(relative, "loss", higher=False)] == lines
     # A decoding-state limit keeps the recommendation to rows within it (the baseline's 12 MB is not).
     best_outside = [*rows[:2], row("baseline-gpt_long_softmax", "S S S S S S", [1.9, 1.9], 8.0, 12e6)]
     text = recommendation(best_outside, {"decode_state_bytes": 6.0e6}, "loss", higher=False)
