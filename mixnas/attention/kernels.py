@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from .functional import (allowed_mask, causal_linear_attention, check_qkv, linear_attention,
                          linear_readout)
+from .extension import applicable
 from .fused import fused_causal_linear_attention, fused_linear_attention
 from .state import KVCache, LinearState, advance
 
@@ -152,10 +153,12 @@ class LinearKernel(AttentionKernel):
         m = self.resolve_m(lq, lk, causal=causal, state=state, m=m, return_state=return_state)
         fused = None  # stays None where the fused kernels are disabled or unavailable
         full_min, causal_min = self.fused_min_length
-        if self.fused_kind is not None and not causal and max(lq, lk) >= full_min:
+        # applicable() first: while exporting, a length test would put a guard on the traced length.
+        fusable = self.fused_kind is not None and applicable()
+        if fusable and not causal and max(lq, lk) >= full_min:
             fused = fused_linear_attention(q, k, v, key_padding_mask, self.fused_kind,
                                            self.fused_m(lq, lk, m), self.eps)
-        elif self.fused_kind is not None and causal and lq >= max(2, causal_min):
+        elif fusable and causal and lq >= max(2, causal_min):
             # A single decoding step keeps the PyTorch recurrence: measured faster there (B=1,
             # H=8, d=64: ~105 us vs ~170 us for the kernel call with its state copies).
             end = q_offset + lq  # self-attention: queries and keys at q_offset .. end - 1

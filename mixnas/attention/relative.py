@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from . import fused_relative
+from .extension import applicable
 from .kernels import KVCacheKernel
 from .registry import AttentionSpec, register
 
@@ -49,7 +50,9 @@ class RelativeKernel(KVCacheKernel):
         dropout active (dropout is only in the PyTorch path), or when it is off or unavailable
         (then `fused_relative_attention` returns None): KVCacheKernel's dense mask and `attend`."""
         out = None
-        if max(q.shape[2], k.shape[2]) >= self.fused_min_length and not (self.training and self.dropout > 0):
+        # applicable() first: while exporting, a length test would put a guard on the traced length.
+        if applicable() and max(q.shape[2], k.shape[2]) >= self.fused_min_length \
+                and not (self.training and self.dropout > 0):
             out = fused_relative.fused_relative_attention(q, k, v, self.rel_k, self.rel_v, causal=causal,
                                                           q_offset=q_offset, key_padding_mask=key_padding_mask)
         if out is None:

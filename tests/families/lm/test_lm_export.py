@@ -10,7 +10,7 @@ from onnx_sessions import session_function
 from lm_helpers import tiny_config, uniform_arch
 
 from mixnas.cli import main
-from mixnas.export import export_model
+from mixnas.export import export_model, trace_programs
 from mixnas.families.lm.arch import LMArch, LMLayerArch
 from mixnas.families.lm.export import empty_states, states_as_tensors, step_state_names
 from mixnas.families.lm.model import LM
@@ -72,6 +72,19 @@ def test_lm_exports_decode_like_the_full_forward(name, tmp_path):
     assert [i.name for i in sessions[1].get_inputs()] == ["tokens", "position", *ins]
     assert [o.name for o in sessions[1].get_outputs()] == ["logits", *outs]
     check_decoding(model, session_function(sessions[0]), session_function(sessions[1]))
+
+
+@pytest.mark.parametrize("kind", ["relative", "cosformer", "linear"])
+def test_forward_export_covers_every_length_around_the_fused_thresholds(kind):
+    """Kinds with fused kernels from some length on (relative 64 keys, cosFormer 20 causal) trace
+    the plain-tensor form at every length up to the context, not a guard at the threshold."""
+    torch.manual_seed(0)
+    model = LM(uniform_arch(kind), tiny_config(80)).eval()
+    program = trace_programs(model)["forward"][0].module()
+    x = torch.randint(0, 14, (2, 80), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        for length in (5, 63, 64, 80):
+            torch.testing.assert_close(program(x[:, :length]), model(x[:, :length]), atol=1e-4, rtol=1e-4)
 
 
 def test_state_names_follow_the_kinds():
