@@ -22,15 +22,19 @@ Sequence-length warm-up (`warmup_context`, `warmup_batches`; off by default): th
 
 so every batch holds the same batch_size * context characters, and a short window is placed at
 a random position offset in 0 .. context - length (one per batch, `LMBatch.offset`: its first
-character sits at that position of the model's position table). Why: with 2,048 keys per query
-a freshly initialised attention layer averages nearly uniformly, and each learned position is
-seen batch_size times per update, so a long-context model learns the local statistics a
-character model needs first very slowly (all rows stayed at the 2.50 nats plateau for 400
-updates of 2 x 2048 characters, while 16 x 256 reached 2.29; see the shakespeare-long preset).
-Why the offsets: with windows always at position 0 only the first `length` rows of the learned
-position table are trained, and a model that learned the text at positions < 256 scored worse
-at full context after it than before (a 4 x 64 model: validation loss at 2048 rose from 2.59 to
-3.26 while its training loss on short windows fell from 2.47 to 2.23). b counts batches (= updates with one process and update_freq 1). Evaluation: the split cut into consecutive non-overlapping windows (every
+character sits at that row of the model's position table). b counts batches (= updates with
+one process and update_freq 1).
+
+Why: at context 2048 a fresh attention layer averages over thousands of keys and each learned
+position is seen batch_size times per update, so the local statistics a character model needs
+first are learned slowly (all rows of a first shakespeare-long run sat at the 2.50 nats plateau
+for 400 updates of 2 x 2048 characters; 16 x 256 reached 2.29). Why the offsets: windows at
+position 0 train only the first rows of the position table (a 4 x 64 model's validation loss at
+2048 rose from 2.59 to 3.26 while its short-window training loss fell from 2.47 to 2.23). The
+warm-up alone did not get narrow models off the plateau; relative-position attention did (the
+shakespeare-long preset says how much).
+
+Evaluation: the split cut into consecutive non-overlapping windows (every
 character but the first is predicted once), the first `limit` windows when a limit is given.
 """
 from __future__ import annotations
