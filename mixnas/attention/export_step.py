@@ -60,8 +60,7 @@ def causal_step(attn, x: Tensor, state: tuple[Tensor, Tensor], position: Tensor,
     return attn.out_proj(merge_heads(out)), new
 
 
-def empty_state(attn, batch: int, past: int = 0) -> list[Tensor]:
-    """The state before the first token: an empty KV cache (length `past`, 0 by default) or zero sums."""
+def _empty_state(attn, batch: int, past: int) -> list[Tensor]:
     p = attn.out_proj.weight
     h, d = attn.num_heads, attn.qkv_dim // attn.num_heads
     if isinstance(attn.kernel, KVCacheKernel):
@@ -70,11 +69,23 @@ def empty_state(attn, batch: int, past: int = 0) -> list[Tensor]:
     return [p.new_zeros(batch, h, dim, d), p.new_zeros(batch, h, dim)]
 
 
-def state_names(attn, i: int) -> tuple[list[str], list[str]]:
-    """(input names, output names) of layer i's two state tensors."""
-    if isinstance(attn.kernel, KVCacheKernel):
-        return [f"past_key_{i}", f"past_value_{i}"], [f"present_key_{i}", f"present_value_{i}"]
-    return [f"state_kv_{i}", f"state_z_{i}"], [f"new_state_kv_{i}", f"new_state_z_{i}"]
+def empty_states(attns, batch: int, past: int = 0) -> list[Tensor]:
+    """The states of the self-attentions `attns` (one per decoding layer, in order) before the
+    first token: two tensors each, an empty KV cache (length `past`, 0 by default) or zero sums."""
+    return [t for attn in attns for t in _empty_state(attn, batch, past)]
+
+
+def state_names(attns) -> tuple[list[str], list[str]]:
+    """(input names, output names) of the layers' state tensors, two per layer i."""
+    ins, outs = [], []
+    for i, attn in enumerate(attns):
+        if isinstance(attn.kernel, KVCacheKernel):
+            ins += [f"past_key_{i}", f"past_value_{i}"]
+            outs += [f"present_key_{i}", f"present_value_{i}"]
+        else:
+            ins += [f"state_kv_{i}", f"state_z_{i}"]
+            outs += [f"new_state_kv_{i}", f"new_state_z_{i}"]
+    return ins, outs
 
 
 def state_tensors(state: KVCache | LinearState) -> list[Tensor]:
@@ -86,7 +97,6 @@ def state_tensors(state: KVCache | LinearState) -> list[Tensor]:
     return [state.kv, state.z]
 
 
-def dynamic_state_shapes(attn, batch, past) -> list[dict]:
-    """torch.export dynamic shapes of layer i's two state tensors: batch, and the KV cache's length."""
-    grows = isinstance(attn.kernel, KVCacheKernel)
-    return [{0: batch, 2: past} if grows else {0: batch}] * 2
+def dynamic_state_shapes(attns, batch, past) -> list[dict]:
+    """torch.export dynamic shapes of the layers' state tensors: batch, and a KV cache's length."""
+    return [{0: batch, 2: past} if isinstance(a.kernel, KVCacheKernel) else {0: batch} for a in attns for _ in (0, 1)]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mixnas.attention import MultiheadAttention, export_mode, kinds
-from mixnas.attention.export_step import causal_step, check_kind, empty_state, state_names, state_tensors
+from mixnas.attention.export_step import causal_step, check_kind, empty_states, state_names, state_tensors
 from mixnas.attention.kernels import KVCacheKernel, LinearKernel
 
 M = 24  # cosFormer's M: a fixed bound on the positions, as a language model passes its context
@@ -30,7 +30,7 @@ def test_steps_from_tensor_states_equal_the_full_causal_forward(kind, exporting)
     with torch.no_grad():
         full, _ = attn(x, causal=True, m=M)
         _, prefix = attn(x[:, :4], causal=True, return_state=True, m=M)  # the module's own state after 4 tokens
-        state = empty_state(attn, 3)
+        state = empty_states([attn], 3)
         with export_mode() if exporting else torch.no_grad():
             for t in range(9):
                 out, state = causal_step(attn, x[:, t:t + 1], state, torch.tensor(t), torch.tensor(M))
@@ -39,7 +39,7 @@ def test_steps_from_tensor_states_equal_the_full_causal_forward(kind, exporting)
         torch.testing.assert_close(out[:, 0], full[:, 4], atol=1e-10, rtol=1e-10)
     grows = isinstance(attn.kernel, KVCacheKernel)
     assert state[0].shape[2] == (9 if grows else state[0].shape[2])  # a cache grows, sums do not
-    assert state_names(attn, 3)[0] == (["past_key_3", "past_value_3"] if grows else ["state_kv_3", "state_z_3"])
+    assert state_names([attn] * 4)[0][6:] == (["past_key_3", "past_value_3"] if grows else ["state_kv_3", "state_z_3"])
 
 
 def test_errors_are_one_line():

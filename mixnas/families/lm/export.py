@@ -19,8 +19,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ...attention.export_step import causal_step, check_kind, dynamic_state_shapes, empty_state, state_names, \
-    state_tensors
+from ...attention import export_step
+from ...attention.export_step import causal_step, check_kind, dynamic_state_shapes, state_tensors
 
 MODELS = "language models"
 
@@ -48,13 +48,16 @@ class DecodeStepProgram(nn.Module):
 
 def empty_states(model, batch: int, past: int = 0) -> list[Tensor]:
     """The decode step's state inputs before the first token (KV caches of length `past`)."""
-    return [t for block in model.blocks_active() for t in empty_state(block.attn, batch, past)]
+    return export_step.empty_states(_attentions(model), batch, past)
 
 
 def step_state_names(model) -> tuple[list[str], list[str]]:
     """(input names, output names) of the decode step's states, two per layer."""
-    names = [state_names(block.attn, i) for i, block in enumerate(model.blocks_active())]
-    return [n for ins, _ in names for n in ins], [n for _, outs in names for n in outs]
+    return export_step.state_names(_attentions(model))
+
+
+def _attentions(model) -> list:
+    return [block.attn for block in model.blocks_active()]
 
 
 def states_as_tensors(states) -> list[Tensor]:
@@ -79,8 +82,7 @@ def export_programs(model) -> dict:
     past = Dim("past", min=0, max=max(context - 1, 1))
     past_example = min(3, context - 1)
     args = (torch.zeros(2, 1, dtype=torch.long), torch.tensor(past_example), *empty_states(model, 2, past_example))
-    dyn = ({0: batch}, None, tuple(shape for block in model.blocks_active()
-                                   for shape in dynamic_state_shapes(block.attn, batch, past)))
+    dyn = ({0: batch}, None, tuple(dynamic_state_shapes(_attentions(model), batch, past)))
     ins, outs = step_state_names(model)
     decode = ExportProgram(step, args, dyn, ("tokens", "position", *ins), ("logits", *outs))
     return {"forward": forward, "decode_step": decode}

@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...attention.cosformer import CosformerKernel
-from ...attention.export_step import causal_step, check_kind, dynamic_state_shapes, empty_state, kernel_m, state_names
+from ...attention import export_step
+from ...attention.export_step import causal_step, check_kind, dynamic_state_shapes, kernel_m
 from ...attention.functional import linear_readout
 from ...attention.kernels import KVCacheKernel
 from ...attention.multihead import merge_heads, split_heads
@@ -160,13 +161,16 @@ class DecoderStepProgram(nn.Module):
 def empty_states(model, batch: int, past: int = 0) -> list[Tensor]:
     """The decoder step's state inputs before the first (BOS) step: per decoder layer an empty
     KV cache (length `past`, 0 by default) or zero linear sums."""
-    return [t for layer in model.decoder_layers_active() for t in empty_state(layer.self_attn, batch, past)]
+    return export_step.empty_states(_self_attentions(model), batch, past)
 
 
 def decoder_state_names(model) -> tuple[list[str], list[str]]:
     """(input names, output names) of the decoder step's states, two per decoder layer."""
-    names = [state_names(layer.self_attn, i) for i, layer in enumerate(model.decoder_layers_active())]
-    return [n for ins, _ in names for n in ins], [n for _, outs in names for n in outs]
+    return export_step.state_names(_self_attentions(model))
+
+
+def _self_attentions(model) -> list:
+    return [layer.self_attn for layer in model.decoder_layers_active()]
 
 
 def export_programs(model) -> dict:
@@ -192,8 +196,7 @@ def export_programs(model) -> dict:
         dyn.append(None)
     past = Dim("past", min=0, max=c.max_len - 1)
     args += empty_states(model, b, past=3)
-    dyn += [shape for layer in model.decoder_layers_active()
-            for shape in dynamic_state_shapes(layer.self_attn, batch, past)]
+    dyn += dynamic_state_shapes(_self_attentions(model), batch, past)
     ins, state_outs = decoder_state_names(model)
     names = ["tokens", "position", *enc_names]  # "m" last when the decoder needs it
     dyn = (dyn[0], dyn[1], tuple(dyn[2:]))  # torch.export groups the *rest arguments
