@@ -1,6 +1,6 @@
 """Long-context prefill and decode speed and memory: softmax vs linear vs hybrid LMs, side by side.
 
-    python benchmarks/long_context.py [--lengths 256 512 1024 2048 4096] [--models NAME ...]
+    python benchmarks/long_context.py [--lengths 256 512 1024 2048 4096] [--models [NAME ...]]
                                       [--arch FILE ...] [--decode-batch 8] [--prefill-runs 5]
                                       [--decode-runs 20] [--no-memory] [--quick] [--json PATH]
 
@@ -244,7 +244,8 @@ def print_tables(results: dict, lengths: list[int], table_metrics) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", type=int, nargs="+", help="context lengths (default 256 512 1024 2048 4096)")
-    parser.add_argument("--models", nargs="+", choices=PATTERNS, help="attention patterns (default: all six)")
+    parser.add_argument("--models", nargs="*", choices=PATTERNS,
+                        help="attention patterns (default: all six; `--models` alone: none, only the --arch models)")
     parser.add_argument("--arch", action="append", default=[], help="add an LM arch YAML / preset (repeatable)")
     parser.add_argument("--decode-batch", type=int, default=8, help="the second decode batch (default 8)")
     parser.add_argument("--prefill-runs", type=int, help="timed prefill runs (default 5; --quick 2)")
@@ -263,8 +264,10 @@ def main(argv=None) -> int:
     if min(lengths) < 1 or min(args.decode_batch, args.prefill_runs, args.decode_runs) < 1:
         parser.error("--lengths, --decode-batch and the run counts must be >= 1")
     shape = QUICK_SHAPE if args.quick else SHAPE
-    archs = [(p, pattern_arch(p, shape)) for p in args.models or (QUICK_PATTERNS if args.quick else PATTERNS)]
-    archs += [file_arch(path) for path in args.arch]
+    patterns = args.models if args.models is not None else (QUICK_PATTERNS if args.quick else PATTERNS)
+    archs = [(p, pattern_arch(p, shape)) for p in patterns] + [file_arch(path) for path in args.arch]
+    if not archs:
+        parser.error("no models: name patterns with --models or add architectures with --arch")
     if len({name for name, _ in archs}) != len(archs):
         parser.error("two models share a name (--arch files are named after their stem)")
     torch.set_num_threads(1)

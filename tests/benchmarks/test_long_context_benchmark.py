@@ -62,3 +62,18 @@ def test_arch_file_adds_a_row(module, tmp_path):
     assert list(result["results"]) == ["all-linear", "searched"]
     assert result["models"]["searched"]["attention"] == ["linear", "softmax"]
     assert "prefill_peak_mb" not in result["results"]["searched"]["8"]
+
+
+def test_models_alone_measures_only_the_arch_files(module, tmp_path, capsys):
+    """`--models` with no names: only --arch rows, and the ratios are to the first of them."""
+    for name, pattern in (("full", "all-softmax"), ("hybrid", "fixed-1in2")):
+        save_arch(module.pattern_arch(pattern, module.QUICK_SHAPE), tmp_path / f"{name}.yaml")
+    assert module.main(["--quick", "--models", "--arch", str(tmp_path / "full.yaml"), "--arch",
+                        str(tmp_path / "hybrid.yaml"), "--lengths", "8", "--no-memory",
+                        "--json", str(tmp_path / "out.json")]) == 0
+    result = json.loads((tmp_path / "out.json").read_text())
+    assert list(result["results"]) == ["full", "hybrid"] and result["ratios"]["reference"] == "full"
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        module.main(["--quick", "--models"])
+    assert "no models" in capsys.readouterr().err
