@@ -286,7 +286,7 @@ def test_paper_claim_verdict_reads_the_seed_spread():
     assert "does NOT hold" in paper_claim(worse, "accuracy")[0]
 
 
-def test_hybrid_claim_compares_with_the_best_softmax_row_and_each_fixed_pattern():
+def test_hybrid_claim_compares_with_the_best_softmax_row_the_equal_size_one_and_each_fixed_pattern():
     from mixnas.pipeline.verdict import hybrid_claim, recommendation
 
     def row(name, attention, scores, latency, state):
@@ -304,9 +304,14 @@ def test_hybrid_claim_compares_with_the_best_softmax_row_and_each_fixed_pattern(
     lines = hybrid_claim(rows, "loss", higher=False)
     assert "vs baseline-gpt_long_softmax (the best all-softmax row)" in lines[0]
     assert "matching it" in lines[0] and "25% of its measured latency and 25% of its decoding state" in lines[0]
-    assert len(lines) == 3  # fixed-all-softmax is a softmax row, not a placement rule
-    assert lines[1].startswith("Searched placement beats fixed-1in2") and "at 50% of its decoding state" in lines[1]
-    assert lines[2].startswith("Searched placement ties (within the seed spread) fixed-first-last")
+    # fixed-all-softmax is a softmax row, not a placement rule: the equal-size comparison.
+    assert len(lines) == 4 and lines[1].startswith("At equal size: searched-mixed 2.005 vs fixed-all-softmax (the "
+                                                   "same widths and depth) 2.3: 0.295 better, matching it")
+    assert "at 67% of its measured latency and 25% of its decoding state" in lines[1]
+    assert lines[2].startswith("Searched placement beats fixed-1in2") and "at 50% of its decoding state" in lines[2]
+    assert lines[3].startswith("Searched placement ties (within the seed spread) fixed-first-last")
+    # No separate equal-size line when the equal-size softmax row is the best softmax row.
+    assert len(hybrid_claim([rows[0], *rows[3:]], "loss", higher=False)) == 3
     worse = [dict(rows[0], test_loss=2.2, test_scores=[2.2, 2.2], test_loss_std=0.0), *rows[1:4]]
     assert "below it" in hybrid_claim(worse, "loss", higher=False)[0]
     assert hybrid_claim(rows[:3], "loss", higher=False) == []  # no fixed pattern: nothing to say
